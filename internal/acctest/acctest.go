@@ -1,0 +1,106 @@
+// Package acctest is the harness of the acceptance tests: it starts the PVE
+// simulator in-process, or points the tests at a real lab node when
+// PROXMOX_VE_ENDPOINT is set, and offers checks on what landed on storage.
+package acctest
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
+)
+
+// Env is one test's Proxmox VE: a private simulator, or the lab node.
+type Env struct {
+	// Sim is nil against a real node.
+	Sim *pvesim.Sim
+	// VMID is the LXC guest the tests back up (simulator: 100 on pve1).
+	VMID int
+	// Storage is the backup storage the tests write to.
+	Storage string
+	// Node of VMID ("" against a real node: let the provider find it).
+	Node string
+}
+
+// Live reports whether the tests run against a real node.
+func Live() bool { return os.Getenv("PROXMOX_VE_ENDPOINT") != "" }
+
+// New returns the environment for one test. Against the simulator each test
+// gets its own instance, so tests run in parallel without sharing guests or
+// the node-wide vzdump lock.
+func New(t *testing.T) *Env {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance tests need TF_ACC=1 (make test sets it)")
+	}
+	if Live() {
+		vmid, err := strconv.Atoi(os.Getenv("PROXMOXAPP_TEST_VMID"))
+		storage := os.Getenv("PROXMOXAPP_TEST_STORAGE")
+		if err != nil || storage == "" {
+			t.Fatal("against a real node set PROXMOXAPP_TEST_VMID (an LXC guest that may be backed up) and PROXMOXAPP_TEST_STORAGE (a backup storage)")
+		}
+		return &Env{VMID: vmid, Storage: storage}
+	}
+	sim, err := pvesim.Start(pvesim.Options{
+		DataDir: t.TempDir(),
+		// Fast enough for a quick suite, slow enough that every task is
+		// really waited for.
+		Throughput:   512 << 20,
+		TaskOverhead: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("starting the PVE simulator: %v", err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	return &Env{Sim: sim, VMID: 100, Storage: "local", Node: "pve1"}
+}
+
+// RequireSim skips tests that need the simulator's faults or inventory.
+func (e *Env) RequireSim(t *testing.T) {
+	t.Helper()
+	if e.Sim == nil {
+		t.Skip("needs the simulator (faults or its fixed inventory); not run against a real node")
+	}
+}
+
+// RequireDestructive skips tests that would overwrite a real guest.
+func (e *Env) RequireDestructive(t *testing.T) {
+	t.Helper()
+	if e.Sim == nil && os.Getenv("PROXMOXAPP_TEST_DESTRUCTIVE") != "1" {
+		t.Skip("overwrites guest data; set PROXMOXAPP_TEST_DESTRUCTIVE=1 to run against a real node")
+	}
+}
+
+// ProviderConfig is the provider block for this environment. Credentials go
+// into the configuration, not the process environment, so parallel tests can
+// each talk to their own simulator.
+func (e *Env) ProviderConfig() string {
+	if e.Sim == nil {
+		return "provider \"proxmoxapp\" {}\n"
+	}
+	return e.providerBlock(e.Sim.APIToken())
+}
+
+// ReadOnlyProviderConfig configures the provider with the simulator's
+// read-only token.
+func (e *Env) ReadOnlyProviderConfig() string { return e.providerBlock(e.Sim.ReadOnlyToken()) }
+
+func (e *Env) providerBlock(token string) string {
+	return fmt.Sprintf(`provider "proxmoxapp" {
+  endpoint  = %q
+  api_token = %q
+  ca_cert   = <<-EOT
+%s
+  EOT
+}
+`, e.Sim.Endpoint(), token, strings.TrimSpace(string(e.Sim.CAPEM())))
+}
+
+// ArchivePath is where the simulator keeps a dir-storage backup's file.
+func (e *Env) ArchivePath(node, storage, filename string) string {
+	return e.Sim.StorageDumpDir(node, storage) + "/" + filename
+}

@@ -1,0 +1,529 @@
+package provider
+
+import (
+	"context"
+
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
+)
+
+var (
+	_ resource.Resource                = (*backupResource)(nil)
+	_ resource.ResourceWithConfigure   = (*backupResource)(nil)
+	_ resource.ResourceWithImportState = (*backupResource)(nil)
+)
+
+const (
+	defaultBackupCreateTimeout = 2 * time.Hour
+	defaultBackupDeleteTimeout = 10 * time.Minute
+
+	// privateNotesRendered keeps the notes as PVE rendered them, so a notes
+	// template such as "{{guestname}}" is not reported as drift on every plan.
+	privateNotesRendered = "notes_rendered"
+)
+
+var (
+	backupModes     = []string{"snapshot", "suspend", "stop"}
+	compressionAlgs = []string{"zstd", "gzip", "lzo", "none"}
+)
+
+// NewBackupResource is the factory of proxmoxapp_backup.
+func NewBackupResource() resource.Resource { return &backupResource{} }
+
+type backupResource struct {
+	data *providerData
+}
+
+func (r *backupResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_backup"
+}
+
+func (r *backupResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	resp.Diagnostics.Append(configureData(req.ProviderData, &r.data)...)
+}
+
+func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplaceIf(replaceUnlessImportedString,
+		"Changing this takes a new backup.", "Changing this takes a new backup.")}
+	keepString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	keepInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
+
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A vzdump backup of one Proxmox VE guest (LXC container or QEMU VM). Creating it runs " +
+			"vzdump and waits for the task; destroying it deletes the archive. `notes` and `protected` change in " +
+			"place; any other argument change takes a new backup (and deletes the old one).",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The backup's volume ID (same as `volid`).",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"vmid": schema.Int64Attribute{
+				MarkdownDescription: "ID of the guest to back up (100–999999999). Changing it takes a new backup.",
+				Required:            true,
+				Validators:          vmidValidators(),
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceUnlessImportedInt64,
+					"Changing this takes a new backup.", "Changing this takes a new backup.")},
+			},
+			"node": schema.StringAttribute{
+				MarkdownDescription: "Node the guest runs on. Found from the cluster when omitted. Changing it takes a new backup.",
+				Optional:            true,
+				Computed:            true,
+				Validators:          nodeValidators(),
+				PlanModifiers:       append(keepString, replace...),
+			},
+			"storage": schema.StringAttribute{
+				MarkdownDescription: "Storage the archive is written to (it must allow `backup` content). When omitted, " +
+					"PVE's default applies (`/etc/vzdump.conf`, else `local`) and the storage used is reported. " +
+					"Changing it takes a new backup.",
+				Optional:      true,
+				Computed:      true,
+				Validators:    storageValidators(),
+				PlanModifiers: append(keepString, replace...),
+			},
+			"mode": schema.StringAttribute{
+				MarkdownDescription: "Backup mode: `snapshot` (default, no downtime), `suspend` or `stop` (the guest is " +
+					"stopped for the backup and started again). A stopped guest is always backed up in stop mode. " +
+					"Changing it takes a new backup.",
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString("snapshot"),
+				Validators:    []validator.String{stringvalidator.OneOf(backupModes...)},
+				PlanModifiers: replace,
+			},
+			"compress": schema.StringAttribute{
+				MarkdownDescription: "Compression: `zstd` (default), `gzip`, `lzo` or `none`. Note that PVE's API " +
+					"itself defaults to no compression. Ignored by Proxmox Backup Server storages. Changing it takes a new backup.",
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString("zstd"),
+				Validators:    []validator.String{stringvalidator.OneOf(compressionAlgs...)},
+				PlanModifiers: replace,
+			},
+			"notes": schema.StringAttribute{
+				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 characters; a line " +
+					"break is written `\\n`. May use vzdump's template variables `{{cluster}}`, `{{guestname}}`, " +
+					"`{{node}}` and `{{vmid}}`, which PVE fills in; the template stays in state, so it causes no diff. " +
+					"Changes in place.",
+				Optional:   true,
+				Validators: []validator.String{notesValidator{}},
+			},
+			"protected": schema.BoolAttribute{
+				MarkdownDescription: "Protect the backup from pruning and deletion. Defaults to `false`. Changes in " +
+					"place. A protected backup cannot be destroyed: set it to `false` and apply first.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
+			},
+			"bandwidth_limit": schema.Int64Attribute{
+				MarkdownDescription: "I/O bandwidth limit in KiB/s (vzdump `bwlimit`); 0 or unset means unlimited. " +
+					"Changing it takes a new backup.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceUnlessImportedInt64,
+					"Changing this takes a new backup.", "Changing this takes a new backup.")},
+			},
+			"exclude_paths": schema.ListAttribute{
+				MarkdownDescription: "Paths to leave out of an LXC backup (shell globs, vzdump `exclude-path`). " +
+					"Changing it takes a new backup.",
+				Optional:      true,
+				ElementType:   types.StringType,
+				Validators:    []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
+				PlanModifiers: []planmodifier.List{listRequiresReplaceUnlessImported()},
+			},
+			"zstd_threads": schema.Int64Attribute{
+				MarkdownDescription: "Threads for zstd compression; 0 means half of the node's cores. PVE's default is 1. " +
+					"Changing it takes a new backup.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.Between(0, 256)},
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceUnlessImportedInt64,
+					"Changing this takes a new backup.", "Changing this takes a new backup.")},
+			},
+			"triggers": schema.MapAttribute{
+				MarkdownDescription: "Arbitrary values that, when changed, take a new backup (and delete the old one " +
+					"unless it is protected), e.g. `{ app_version = var.app_version }`.",
+				Optional:      true,
+				ElementType:   types.StringType,
+				PlanModifiers: []planmodifier.Map{mapRequiresReplaceUnlessImported()},
+			},
+			"volid": schema.StringAttribute{
+				MarkdownDescription: "Volume ID of the archive, e.g. `local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst`.",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"filename": schema.StringAttribute{
+				MarkdownDescription: "Archive name on the storage (the volume ID without `<storage>:backup/`).",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"format": schema.StringAttribute{
+				MarkdownDescription: "Archive format as PVE lists it: `tar.zst`, `tar.gz`, `vma.zst`, `pbs-ct`, ...",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"guest_type": schema.StringAttribute{
+				MarkdownDescription: "`lxc` or `qemu`.",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"size": schema.Int64Attribute{
+				MarkdownDescription: "Archive size in bytes, as the storage reports it.",
+				Computed:            true,
+				PlanModifiers:       keepInt,
+			},
+			"status": schema.StringAttribute{
+				MarkdownDescription: "`available` while the storage lists the archive; on Proxmox Backup Server " +
+					"`verified` or `verification_failed` once verified.",
+				Computed:      true,
+				PlanModifiers: keepString,
+			},
+			"created_at": schema.StringAttribute{
+				MarkdownDescription: "When the backup was taken (RFC 3339).",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"task_id": schema.StringAttribute{
+				MarkdownDescription: "UPID of the vzdump task that wrote the archive (empty after import).",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"verification": schema.StringAttribute{
+				MarkdownDescription: "Proxmox Backup Server verification state (`ok`, `failed`), empty when not verified.",
+				Computed:            true,
+				PlanModifiers:       keepString,
+			},
+			"encrypted": schema.BoolAttribute{
+				MarkdownDescription: "Whether the backup is encrypted (Proxmox Backup Server client-side encryption).",
+				Computed:            true,
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
+		},
+	}
+}
+
+type backupModel struct {
+	ID             types.String   `tfsdk:"id"`
+	VMID           types.Int64    `tfsdk:"vmid"`
+	Node           types.String   `tfsdk:"node"`
+	Storage        types.String   `tfsdk:"storage"`
+	Mode           types.String   `tfsdk:"mode"`
+	Compress       types.String   `tfsdk:"compress"`
+	Notes          types.String   `tfsdk:"notes"`
+	Protected      types.Bool     `tfsdk:"protected"`
+	BandwidthLimit types.Int64    `tfsdk:"bandwidth_limit"`
+	ExcludePaths   types.List     `tfsdk:"exclude_paths"`
+	ZstdThreads    types.Int64    `tfsdk:"zstd_threads"`
+	Triggers       types.Map      `tfsdk:"triggers"`
+	VolID          types.String   `tfsdk:"volid"`
+	Filename       types.String   `tfsdk:"filename"`
+	Format         types.String   `tfsdk:"format"`
+	GuestType      types.String   `tfsdk:"guest_type"`
+	Size           types.Int64    `tfsdk:"size"`
+	Status         types.String   `tfsdk:"status"`
+	CreatedAt      types.String   `tfsdk:"created_at"`
+	TaskID         types.String   `tfsdk:"task_id"`
+	Verification   types.String   `tfsdk:"verification"`
+	Encrypted      types.Bool     `tfsdk:"encrypted"`
+	Timeouts       timeouts.Value `tfsdk:"timeouts"`
+}
+
+func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan backupModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultBackupCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	opts := pve.BackupOptions{
+		VMID:          int(plan.VMID.ValueInt64()),
+		Node:          plan.Node.ValueString(),
+		Storage:       plan.Storage.ValueString(),
+		Mode:          plan.Mode.ValueString(),
+		Compress:      plan.Compress.ValueString(),
+		NotesTemplate: plan.Notes.ValueString(),
+		Protected:     plan.Protected.ValueBool(),
+	}
+	if !plan.BandwidthLimit.IsNull() {
+		opts.BandwidthLimitKiB = plan.BandwidthLimit.ValueInt64()
+	}
+	if !plan.ZstdThreads.IsNull() {
+		n := plan.ZstdThreads.ValueInt64()
+		opts.ZstdThreads = &n
+	}
+	if !plan.ExcludePaths.IsNull() {
+		resp.Diagnostics.Append(plan.ExcludePaths.ElementsAs(ctx, &opts.ExcludePaths, false)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	if opts.NotesTemplate != "" && opts.Storage == "" {
+		// PVE refuses notes-template without storage; name the default explicitly
+		// rather than fail.
+		resp.Diagnostics.AddAttributeError(path.Root("storage"), "storage is required with notes",
+			"PVE stores notes only when the backup storage is named: set storage (e.g. \"local\") together with notes.")
+		return
+	}
+
+	tflog.Info(ctx, "starting vzdump", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
+	result, err := r.data.client.CreateBackup(ctx, opts, taskLogger(ctx, "vzdump"))
+	if err != nil {
+		resp.Diagnostics.AddError("Backup failed",
+			fmt.Sprintf("vzdump of guest %d to storage %q did not produce a backup: %s", opts.VMID, storageLabel(opts.Storage), err))
+		return
+	}
+	for _, w := range result.Warnings {
+		resp.Diagnostics.AddWarning("Backup finished with warnings", fmt.Sprintf("guest %d: %s", opts.VMID, w))
+	}
+
+	plan.TaskID = types.StringValue(result.UPID)
+	plan.applyBackup(&result.Backup)
+	if plan.Notes.IsNull() && result.Backup.Notes != "" {
+		// Should not happen (no template sent), but never hide what PVE holds.
+		plan.Notes = types.StringValue(result.Backup.Notes)
+	}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateNotesRendered, encodePrivateString(result.Backup.Notes))...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state backupModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	b, err := r.data.client.GetBackup(ctx, state.Node.ValueString(), state.ID.ValueString())
+	if pve.IsNotFound(err) {
+		tflog.Warn(ctx, "backup no longer on the storage; removing it from state", map[string]any{"volid": state.ID.ValueString()})
+		resp.Diagnostics.AddWarning("Backup removed outside Terraform",
+			fmt.Sprintf("%s is no longer on storage %q; the next apply takes a new backup.", state.ID.ValueString(), state.Storage.ValueString()))
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to read backup", fmt.Sprintf("reading %s: %s", state.ID.ValueString(), err))
+		return
+	}
+
+	rendered, diags := req.Private.GetKey(ctx, privateNotesRendered)
+	resp.Diagnostics.Append(diags...)
+	if b.Notes != notesFirstLine(decodePrivateString(rendered)) || (state.Notes.IsNull() && b.Notes != "") {
+		// Someone changed the notes outside Terraform: show PVE's value.
+		if b.Notes == "" {
+			state.Notes = types.StringNull()
+		} else {
+			state.Notes = types.StringValue(b.Notes)
+		}
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateNotesRendered, encodePrivateString(b.Notes))...)
+	}
+	state.applyBackup(b)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state backupModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	node, volid := state.Node.ValueString(), state.ID.ValueString()
+
+	var notes *string
+	var rendered string
+	if !plan.Notes.Equal(state.Notes) {
+		guestName := ""
+		if g, err := r.data.client.FindGuest(ctx, int(state.VMID.ValueInt64())); err == nil {
+			guestName = g.Name
+		}
+		rendered = expandNotes(plan.Notes.ValueString(), map[string]string{
+			"vmid": fmt.Sprint(state.VMID.ValueInt64()), "node": node, "guestname": guestName,
+		})
+		notes = &rendered
+	}
+	var protected *bool
+	if !plan.Protected.Equal(state.Protected) {
+		p := plan.Protected.ValueBool()
+		protected = &p
+	}
+	if notes != nil || protected != nil {
+		if err := r.data.client.UpdateBackup(ctx, node, volid, notes, protected); err != nil {
+			resp.Diagnostics.AddError("Unable to update backup", fmt.Sprintf("updating %s: %s", volid, err))
+			return
+		}
+	}
+	b, err := r.data.client.GetBackup(ctx, node, volid)
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to read backup after update", fmt.Sprintf("reading %s: %s", volid, err))
+		return
+	}
+	if notes != nil {
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateNotesRendered, encodePrivateString(b.Notes))...)
+	}
+	plan.TaskID = state.TaskID
+	plan.applyBackup(b)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state backupModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, defaultBackupDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	volid := state.ID.ValueString()
+	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, taskLogger(ctx, "imgdel"))
+	if pve.IsProtected(err) {
+		resp.Diagnostics.AddError("Backup is protected",
+			fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy. (%s)", volid, err))
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to delete backup", fmt.Sprintf("deleting %s: %s", volid, err))
+	}
+}
+
+// ImportState accepts "<volid>" or "<node>/<volid>".
+func (r *backupResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	node, volid := "", req.ID
+	if i := strings.Index(req.ID, "/"); i > 0 && !strings.Contains(req.ID[:i], ":") {
+		node, volid = req.ID[:i], req.ID[i+1:]
+	}
+	name, err := pve.ParseBackupVolID(volid)
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("expected a backup volume ID such as local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst, "+
+				"optionally prefixed by the node (pve1/local:backup/...): %s", err))
+		return
+	}
+	if node == "" {
+		g, err := r.data.client.FindGuest(ctx, name.VMID)
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot find the backup's node",
+				fmt.Sprintf("guest %d is not in the cluster, so its node is unknown; import as <node>/%s instead: %s", name.VMID, volid, err))
+			return
+		}
+		node = g.Node
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), volid)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("node"), node)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("vmid"), int64(name.VMID))...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("storage"), name.Storage)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("task_id"), "")...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("compress"), compressFromFormat(name.Format))...)
+}
+
+// applyBackup copies what the storage reports into the model.
+func (m *backupModel) applyBackup(b *pve.Backup) {
+	m.ID = types.StringValue(b.VolID)
+	m.VolID = types.StringValue(b.VolID)
+	m.Node = types.StringValue(b.Node)
+	m.Storage = types.StringValue(b.Storage)
+	m.VMID = types.Int64Value(int64(b.VMID))
+	m.Filename = types.StringValue(b.Filename)
+	m.Format = types.StringValue(b.Format)
+	m.GuestType = types.StringValue(b.GuestType)
+	m.Size = types.Int64Value(b.Size)
+	m.CreatedAt = types.StringValue(b.CreatedAt.UTC().Format(time.RFC3339))
+	m.Protected = types.BoolValue(b.Protected)
+	m.Verification = types.StringValue(b.Verification)
+	m.Encrypted = types.BoolValue(b.Encrypted)
+	m.Status = types.StringValue(backupStatus(b))
+	if m.TaskID.IsNull() || m.TaskID.IsUnknown() {
+		m.TaskID = types.StringValue("")
+	}
+	if m.Mode.IsNull() || m.Mode.IsUnknown() {
+		m.Mode = types.StringNull()
+	}
+}
+
+func backupStatus(b *pve.Backup) string {
+	switch b.Verification {
+	case "ok":
+		return "verified"
+	case "failed":
+		return "verification_failed"
+	}
+	return "available"
+}
+
+// compressFromFormat maps a listing format back to the compress argument;
+// PBS formats carry no vzdump compression, so they give null.
+func compressFromFormat(format string) *string {
+	var c string
+	switch {
+	case strings.HasSuffix(format, ".zst"):
+		c = "zstd"
+	case strings.HasSuffix(format, ".gz"), format == "tgz":
+		c = "gzip"
+	case strings.HasSuffix(format, ".lzo"):
+		c = "lzo"
+	case format == "tar" || format == "vma":
+		c = "none"
+	default:
+		return nil
+	}
+	return &c
+}
+
+func storageLabel(s string) string {
+	if s == "" {
+		return "(PVE default)"
+	}
+	return s
+}
+
+// configureData unpacks the provider's data for a resource or data source.
+func configureData(in any, out **providerData) (diags diagList) {
+	if in == nil {
+		return nil // the provider is not configured yet (validation)
+	}
+	d, ok := in.(*providerData)
+	if !ok {
+		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *providerData, got %T; this is a provider bug.", in))
+		return diags
+	}
+	*out = d
+	return nil
+}
+
+// taskLogger forwards task log lines to Terraform's log, so TF_LOG=INFO shows
+// vzdump's progress as it happens.
+func taskLogger(ctx context.Context, task string) pve.ProgressFunc {
+	return func(line string) {
+		tflog.Info(ctx, line, map[string]any{"task": task})
+	}
+}
