@@ -159,8 +159,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"Changing this takes a new backup.", "Changing this takes a new backup.")},
 			},
 			"triggers": schema.MapAttribute{
-				MarkdownDescription: "Arbitrary values that, when changed, take a new backup (and delete the old one " +
-					"unless it is protected), e.g. `{ app_version = var.app_version }`.",
+				MarkdownDescription: "Arbitrary values that, when changed, take a new backup and delete the old one, " +
+					"e.g. `{ app_version = var.app_version }`. The replacement fails while the old backup is protected.",
 				Optional:      true,
 				ElementType:   types.StringType,
 				PlanModifiers: []planmodifier.Map{mapRequiresReplaceUnlessImported()},

@@ -83,6 +83,7 @@ func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
 	switch {
 	case err == nil:
 		r.existed = true
+		r.node, r.guestType = g.Node, g.Type
 		if g.Type != bn.GuestType {
 			return r.fail(ctx, "check backup", fmt.Errorf("backup %s is a %s backup, but guest %d is a %s: a %s backup can only be restored onto a %s (or into a new vmid)",
 				o.Backup, typeName(bn.GuestType), o.VMID, typeName(g.Type), typeName(bn.GuestType), typeName(bn.GuestType)))
@@ -90,7 +91,6 @@ func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
 		if o.Node != "" && o.Node != g.Node {
 			return r.fail(ctx, "check guest", fmt.Errorf("guest %d is on node %s, not on node %s: PVE cannot restore over a guest of another node", o.VMID, g.Node, o.Node))
 		}
-		r.node, r.guestType = g.Node, g.Type
 	case IsNotFound(err):
 		r.guestType = bn.GuestType
 	default:

@@ -495,3 +495,141 @@ func TestTicketLoginAndCSRF(t *testing.T) {
 		t.Fatalf("logins %d", logins.Load())
 	}
 }
+
+func TestContentListingAndListBackups(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api2/json/cluster/resources", func(w http.ResponseWriter, r *http.Request) {
+		writeData(w, []any{map[string]any{"id": "lxc/100", "type": "lxc", "vmid": 100, "node": "pve1", "status": "running"}})
+	})
+	mux.HandleFunc("/api2/json/nodes", func(w http.ResponseWriter, r *http.Request) {
+		writeData(w, []any{map[string]any{"node": "pve2", "status": "online"}, map[string]any{"node": "pve1", "status": "online"}, map[string]any{"node": "pve3", "status": "offline"}})
+	})
+	storages := func(broken bool) []any {
+		out := []any{
+			map[string]any{"storage": "local", "type": "dir", "content": "iso,backup,vztmpl", "shared": 0, "enabled": 1, "active": 1},
+			map[string]any{"storage": "nas", "type": "nfs", "content": "backup", "shared": 1, "enabled": 1, "active": 1},
+			map[string]any{"storage": "pbs", "type": "pbs", "content": "backup", "shared": 1, "enabled": 1, "active": 1},
+			map[string]any{"storage": "old", "type": "dir", "content": "backup", "shared": 0, "enabled": 0, "active": 0},
+		}
+		if broken {
+			out = append(out, map[string]any{"storage": "usb", "type": "dir", "content": "backup", "shared": 0, "enabled": 1, "active": 0})
+		}
+		return out
+	}
+	var broken atomic.Bool
+	mux.HandleFunc("/api2/json/nodes/{node}/storage", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("content") != "backup" {
+			t.Errorf("storage list without content=backup: %s", r.URL.RawQuery)
+		}
+		writeData(w, storages(broken.Load()))
+	})
+	mux.HandleFunc("/api2/json/nodes/{node}/storage/{storage}/content", func(w http.ResponseWriter, r *http.Request) {
+		node, st := r.PathValue("node"), r.PathValue("storage")
+		if q := r.URL.Query(); q.Get("content") != "backup" {
+			t.Errorf("content query %s", r.URL.RawQuery)
+		}
+		switch st {
+		case "local":
+			if node == "pve1" {
+				writeData(w, []any{
+					map[string]any{"volid": "local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst", "content": "backup", "format": "tar.zst", "subtype": "lxc", "vmid": 100, "size": 1000, "ctime": 1759579200, "notes": "web01\nmore", "protected": 1},
+					map[string]any{"volid": "local:backup/vzdump-lxc-1000-2025_10_04-12_00_00.tar", "content": "backup", "format": "tar", "subtype": "lxc", "vmid": 1000, "size": 5, "ctime": 1759579200},
+				})
+			} else {
+				writeData(w, []any{map[string]any{"volid": "local:backup/vzdump-lxc-100-2025_10_05-12_00_00.tar", "content": "backup", "format": "tar", "subtype": "lxc", "vmid": 100, "size": 10, "ctime": 1759665600}})
+			}
+		case "nas":
+			writeData(w, []any{map[string]any{"volid": "nas:backup/vzdump-lxc-100-2025_10_03-12_00_00.tar.gz", "format": "tar.gz", "vmid": "100", "size": "20", "ctime": 1759492800, "protected": true}})
+		case "pbs":
+			writeData(w, []any{map[string]any{"volid": "pbs:backup/ct/100/2025-10-04T12:00:00Z", "content": "backup", "format": "pbs-ct", "subtype": "lxc", "vmid": 100, "size": 30, "ctime": 1759579200,
+				"verification": map[string]any{"state": "ok", "upid": "x"}, "encrypted": "ab:cd"}})
+		case "usb":
+			writeRaw(t, w, 500, "storage 'usb' is not available on node '"+node+"'", `{"data":null}`)
+		default:
+			writeRaw(t, w, 500, "storage '"+st+"' does not exist", `{"data":null}`)
+		}
+	})
+	c := newUnitClient(t, mux)
+	ctx := context.Background()
+	list, err := c.ListBackups(ctx, ListOptions{VMID: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, b := range list {
+		ids = append(ids, b.VolID)
+	}
+	want := []string{"local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst", "pbs:backup/ct/100/2025-10-04T12:00:00Z", "nas:backup/vzdump-lxc-100-2025_10_03-12_00_00.tar.gz"}
+	if strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Fatalf("order:\n%v\nwant\n%v", ids, want)
+	}
+	l0, pbs, nas := list[0], list[1], list[2]
+	if !l0.Protected || l0.Notes != "web01" || l0.Size != 1000 || l0.GuestType != "lxc" || l0.Node != "pve1" || l0.Storage != "local" || l0.Filename != "vzdump-lxc-100-2025_10_04-12_00_00.tar.zst" || l0.CreatedAt.Unix() != 1759579200 {
+		t.Fatalf("local: %+v", l0)
+	}
+	if pbs.Verification != "ok" || !pbs.Encrypted || pbs.Format != "pbs-ct" || pbs.Filename != "ct/100/2025-10-04T12:00:00Z" {
+		t.Fatalf("pbs: %+v", pbs)
+	}
+	if !nas.Protected || nas.VMID != 100 || nas.Size != 20 || nas.GuestType != "lxc" {
+		t.Fatalf("nas: %+v", nas)
+	}
+	// every online node: shared storages once, local ones per node
+	all, err := c.ListBackups(ctx, ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, b := range all {
+		count[b.VolID]++
+	}
+	if len(all) != 5 || count["nas:backup/vzdump-lxc-100-2025_10_03-12_00_00.tar.gz"] != 1 || all[0].Node != "pve2" {
+		t.Fatalf("all: %v", count)
+	}
+	// an enabled storage that does not answer is an error naming it
+	broken.Store(true)
+	if _, err := c.ListBackups(ctx, ListOptions{VMID: 100}); err == nil || !strings.Contains(err.Error(), "usb") || !IsOffline(err) {
+		t.Fatalf("broken storage: %v", err)
+	}
+	if _, err := c.ListBackups(ctx, ListOptions{VMID: 100, Storage: "nas"}); err != nil {
+		t.Fatalf("filter around the broken storage: %v", err)
+	}
+	b, err := c.GetBackup(ctx, "pve1", "pbs:backup/ct/100/2025-10-04T12:00:00Z")
+	if err != nil || b.Verification != "ok" {
+		t.Fatalf("get: %+v %v", b, err)
+	}
+	if _, err := c.GetBackup(ctx, "pve1", "pbs:backup/ct/100/2020-10-04T12:00:00Z"); !IsNotFound(err) {
+		t.Fatalf("get missing: %v", err)
+	}
+}
+
+func TestDeleteBackupProtectedInTask(t *testing.T) {
+	t.Parallel()
+	const upid = "UPID:pve1:000A1B2D:0123ABCD:68E10C40:imgdel:100@local:root@pam!tf:"
+	volid := "local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst"
+	f := &fakeTask{lines: []string{"TASK ERROR: cannot remove protected volume 'backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst' on 'local'"},
+		exit: "cannot remove protected volume 'backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst' on 'local'"}
+	tasks := f.handler(t, upid)
+	var deleted atomic.Bool
+	c := newUnitClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api2/json/nodes/pve1/tasks/"):
+			tasks.ServeHTTP(w, r)
+		case r.URL.Path == "/api2/json/nodes/pve1/storage/local/content" && r.Method == "GET":
+			// the listing does not (yet) show it protected: the task says so
+			writeData(w, []any{map[string]any{"volid": volid, "content": "backup", "format": "tar.zst", "vmid": 100, "ctime": 1}})
+		case r.URL.Path == "/api2/json/nodes/pve1/storage/local/content/"+volid && r.Method == "DELETE":
+			if !strings.Contains(r.URL.RawPath, "local:backup%2Fvzdump") {
+				t.Errorf("volume not escaped as one segment: %q", r.URL.RawPath)
+			}
+			deleted.Store(true)
+			writeData(w, upid)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	err := c.DeleteBackup(context.Background(), "pve1", volid, nil)
+	if !deleted.Load() || !IsProtected(err) || !strings.Contains(err.Error(), "set protected = false and apply first") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -135,17 +135,23 @@ func (z *zstdRawWriter) Close() error {
 }
 
 type zstdRawReader struct {
-	r       *bufio.Reader
-	inFrame bool
-	remain  int
-	rle     bool
-	rleByte byte
-	last    bool
+	r        *bufio.Reader
+	inFrame  bool
+	remain   int
+	rle      bool
+	rleByte  byte
+	last     bool
+	checksum bool
 }
 
 func (z *zstdRawReader) Read(p []byte) (int, error) {
 	for z.remain == 0 {
 		if z.inFrame && z.last {
+			if z.checksum {
+				if _, err := z.r.Discard(4); err != nil {
+					return 0, err
+				}
+			}
 			z.inFrame = false
 		}
 		if !z.inFrame {
@@ -191,9 +197,6 @@ func (z *zstdRawReader) Read(p []byte) (int, error) {
 			z.inFrame, z.last = true, false
 			z.checksum = fhd&4 != 0
 		}
-		if z.last {
-			continue
-		}
 		var bh [3]byte
 		if _, err := io.ReadFull(z.r, bh[:]); err != nil {
 			return 0, errors.New("zstd: truncated block")
@@ -213,9 +216,6 @@ func (z *zstdRawReader) Read(p []byte) (int, error) {
 			z.rle, z.rleByte, z.remain = true, b, size
 		default:
 			return 0, errors.New("zstd: compressed blocks are not supported by pvesim (archive not written by pvesim)")
-		}
-		if z.last && z.checksum {
-			defer func() { _, _ = z.r.Discard(4) }()
 		}
 	}
 	if len(p) > z.remain {

@@ -23,12 +23,14 @@ type schema map[string]pd
 
 func i64(v int64) *int64 { return &v }
 
-func pdS() pd                  { return pd{t: "string"} }
-func pdB() pd                  { return pd{t: "boolean"} }
-func pdI(min, max int64) pd    { return pd{t: "integer", min: i64(min), max: i64(max)} }
-func pdImin(min int64) pd      { return pd{t: "integer", min: i64(min)} }
-func pdE(vals ...string) pd    { return pd{t: "string", enum: vals} }
-func pdVMID(req bool) pd       { return pd{t: "integer", req: req, format: "pve-vmid", min: i64(100), max: i64(999999999)} }
+func pdS() pd               { return pd{t: "string"} }
+func pdB() pd               { return pd{t: "boolean"} }
+func pdI(min, max int64) pd { return pd{t: "integer", min: i64(min), max: i64(max)} }
+func pdImin(min int64) pd   { return pd{t: "integer", min: i64(min)} }
+func pdE(vals ...string) pd { return pd{t: "string", enum: vals} }
+func pdVMID(req bool) pd {
+	return pd{t: "integer", req: req, format: "pve-vmid", min: i64(100), max: i64(999999999)}
+}
 func pdStorage(req bool) pd    { return pd{t: "string", req: req, format: "pve-storage-id"} }
 func (p pd) required() pd      { p.req = true; return p }
 func (p pd) needs(k string) pd { p.requires = k; return p }

@@ -73,6 +73,9 @@ type Sim struct {
 	faults       faultState
 	counters     map[string]int
 
+	routesOnce sync.Once
+	routeTable []*route
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -1,0 +1,345 @@
+package pvesim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type httpFault struct {
+	method, route string
+	status        int
+	message       string
+	count         int // remaining; <0 = forever
+}
+
+type dropFault struct {
+	method, route string
+	count         int
+}
+
+type taskFaultSpec struct {
+	typ     string
+	vmid    int
+	message string
+}
+
+type faultState struct {
+	http    []*httpFault
+	drops   []*dropFault
+	tasks   []*taskFaultSpec
+	latency time.Duration
+}
+
+func routeMatches(fMethod, fRoute, method, route string) bool {
+	return (fMethod == "" || fMethod == "*" || strings.EqualFold(fMethod, method)) &&
+		(fRoute == "" || fRoute == "*" || fRoute == route)
+}
+
+// FailRequests makes the next count requests to method+route (a template,
+// e.g. "/nodes/{node}/vzdump"; "" or "*" = any) fail with status and
+// message (the message becomes the reason phrase). count <= 0 means every
+// request until ClearFaults.
+func (s *Sim) FailRequests(method, route string, status int, message string, count int) {
+	if count <= 0 {
+		count = -1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.http = append(s.faults.http, &httpFault{method: method, route: route, status: status, message: message, count: count})
+}
+
+// SetLatency delays every API request by d.
+func (s *Sim) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.latency = d
+}
+
+// DropConnections closes the connection without an answer for the next
+// count requests to method+route (count <= 0: until ClearFaults).
+func (s *Sim) DropConnections(method, route string, count int) {
+	if count <= 0 {
+		count = -1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.drops = append(s.faults.drops, &dropFault{method: method, route: route, count: count})
+}
+
+// FailTask makes the next task of taskType ("vzdump", "vzrestore",
+// "qmrestore", "imgdel") for vmid fail midway with message. vzdump reports
+// it as the guest's error (task exit status "job errors"); restores end
+// with "unable to restore CT|VM <vmid> - <message>"; imgdel with message.
+func (s *Sim) FailTask(taskType string, vmid int, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.tasks = append(s.faults.tasks, &taskFaultSpec{typ: taskType, vmid: vmid, message: message})
+}
+
+// SetStorageFull makes a storage report no free space; writes to it fail.
+func (s *Sim) SetStorageFull(storageID string, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.storages[storageID]; st != nil {
+		st.full = full
+	}
+}
+
+// SetGuestLock sets (or with "" clears) a guest's config lock.
+func (s *Sim) SetGuestLock(vmid int, lock string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.guests[vmid]; g != nil {
+		g.setLock(lock)
+	}
+}
+
+// SetNodeOffline makes calls proxied to node answer 595.
+func (s *Sim) SetNodeOffline(nodeName string, offline bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if nd := s.nodes[nodeName]; nd != nil {
+		nd.offline = offline
+	}
+}
+
+// ClearFaults removes all faults: HTTP errors, drops, latency, pending
+// task failures, full storages and offline nodes. Guest locks stay.
+func (s *Sim) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = faultState{}
+	for _, st := range s.storages {
+		st.full = false
+	}
+	for _, nd := range s.nodes {
+		nd.offline = false
+	}
+}
+
+// Counters returns requests per "METHOD /route/template".
+func (s *Sim) Counters() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.counters))
+	for k, v := range s.counters {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCounters zeroes the counters.
+func (s *Sim) ResetCounters() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counters = map[string]int{}
+}
+
+func (s *Sim) count(key string) {
+	s.mu.Lock()
+	s.counters[key]++
+	s.mu.Unlock()
+}
+
+func (s *Sim) latency() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.latency
+}
+
+func (s *Sim) takeDrop(method, route string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults.drops {
+		if routeMatches(f.method, f.route, method, route) {
+			if f.count > 0 {
+				f.count--
+				if f.count == 0 {
+					s.faults.drops = append(s.faults.drops[:i], s.faults.drops[i+1:]...)
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sim) takeHTTPFault(method, route string) *apiError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults.http {
+		if routeMatches(f.method, f.route, method, route) {
+			if f.count > 0 {
+				f.count--
+				if f.count == 0 {
+					s.faults.http = append(s.faults.http[:i], s.faults.http[i+1:]...)
+				}
+			}
+			e := &apiError{status: f.status, msg: f.message}
+			if f.status == 401 || f.status == 595 || f.status == 596 {
+				e.empty = true
+			}
+			if f.status == 400 {
+				e.errors = map[string]string{"pvesim": f.message}
+				e.msg = "Parameter verification failed."
+			}
+			return e
+		}
+	}
+	return nil
+}
+
+func (s *Sim) takeTaskFault(typ string, vmid int) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults.tasks {
+		if f.typ == typ && (f.vmid == vmid || f.vmid == 0) {
+			s.faults.tasks = append(s.faults.tasks[:i], s.faults.tasks[i+1:]...)
+			return f.message, true
+		}
+	}
+	return "", false
+}
+
+// --- HTTP control API under /_sim/ -------------------------------------------
+
+type controlReq struct {
+	Method      string  `json:"method"`
+	Route       string  `json:"route"`
+	Status      int     `json:"status"`
+	Message     string  `json:"message"`
+	Count       int     `json:"count"`
+	LatencyMS   *int64  `json:"latency_ms"`
+	Latency     string  `json:"latency"`
+	Type        string  `json:"type"`
+	VMID        int     `json:"vmid"`
+	Storage     string  `json:"storage"`
+	Full        *bool   `json:"full"`
+	Lock        *string `json:"lock"`
+	Node        string  `json:"node"`
+	Offline     *bool   `json:"offline"`
+	BytesPerSec int64   `json:"bytes_per_second"`
+}
+
+func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
+	reply := func(status int, v any) {
+		b := marshalJSON(v)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(append(b, '\n'))
+	}
+	var cr controlReq
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cr); err != nil && err.Error() != "EOF" {
+			reply(400, map[string]string{"error": "bad JSON body: " + err.Error()})
+			return
+		}
+	}
+	key := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
+	switch key {
+	case "POST /_sim/faults/http":
+		if cr.Status < 100 || cr.Status > 999 {
+			reply(400, map[string]string{"error": "status must be an HTTP status code"})
+			return
+		}
+		s.FailRequests(cr.Method, cr.Route, cr.Status, cr.Message, cr.Count)
+	case "POST /_sim/faults/latency":
+		d := time.Duration(0)
+		if cr.LatencyMS != nil {
+			d = time.Duration(*cr.LatencyMS) * time.Millisecond
+		} else if cr.Latency != "" {
+			var err error
+			if d, err = time.ParseDuration(cr.Latency); err != nil {
+				reply(400, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		s.SetLatency(d)
+	case "POST /_sim/faults/drop":
+		s.DropConnections(cr.Method, cr.Route, cr.Count)
+	case "POST /_sim/faults/task":
+		if cr.Type == "" || cr.Message == "" {
+			reply(400, map[string]string{"error": "type and message are required"})
+			return
+		}
+		s.FailTask(cr.Type, cr.VMID, cr.Message)
+	case "POST /_sim/faults/storage-full":
+		full := true
+		if cr.Full != nil {
+			full = *cr.Full
+		}
+		if !s.hasStorage(cr.Storage) {
+			reply(404, map[string]string{"error": fmt.Sprintf("no storage %q", cr.Storage)})
+			return
+		}
+		s.SetStorageFull(cr.Storage, full)
+	case "POST /_sim/faults/lock":
+		if _, ok := s.GuestState(cr.VMID); !ok {
+			reply(404, map[string]string{"error": "no guest " + strconv.Itoa(cr.VMID)})
+			return
+		}
+		l := ""
+		if cr.Lock != nil {
+			l = *cr.Lock
+		}
+		s.SetGuestLock(cr.VMID, l)
+	case "POST /_sim/faults/node-offline":
+		off := true
+		if cr.Offline != nil {
+			off = *cr.Offline
+		}
+		if s.nodeByName(cr.Node) == nil {
+			reply(404, map[string]string{"error": fmt.Sprintf("no node %q", cr.Node)})
+			return
+		}
+		s.SetNodeOffline(cr.Node, off)
+	case "DELETE /_sim/faults":
+		s.ClearFaults()
+	case "GET /_sim/counters":
+		reply(200, s.Counters())
+		return
+	case "DELETE /_sim/counters":
+		s.ResetCounters()
+	case "POST /_sim/throughput":
+		s.SetThroughput(cr.BytesPerSec)
+	case "GET /_sim/guests":
+		s.mu.Lock()
+		out := []GuestInfo{}
+		for _, id := range s.sortedVMIDs() {
+			g := s.guests[id]
+			out = append(out, GuestInfo{VMID: id, Node: g.node, Type: g.typ, Name: g.name(), Status: g.status, Lock: g.lock()})
+		}
+		s.mu.Unlock()
+		reply(200, out)
+		return
+	default:
+		reply(404, map[string]string{"error": "unknown control endpoint " + key})
+		return
+	}
+	reply(200, map[string]bool{"ok": true})
+}
+
+func (s *Sim) hasStorage(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.storages[id] != nil
+}
+
+func (s *Sim) sortedVMIDs() []int {
+	ids := make([]int, 0, len(s.guests))
+	for id := range s.guests {
+		ids = append(ids, id)
+	}
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
+			ids[j], ids[j-1] = ids[j-1], ids[j]
+		}
+	}
+	return ids
+}

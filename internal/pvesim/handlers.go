@@ -1,0 +1,563 @@
+package pvesim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *route) {
+	var s0 *Sim // handlers are method values bound per request below
+	_ = s0
+	h := func(f func(*Sim, *request) (any, error)) handlerFunc {
+		return func(rq *request) (any, error) { return f(rq.s, rq) }
+	}
+	add("GET", "/version", nil, h((*Sim).hVersion))
+	add("POST", "/access/ticket", schema{
+		"username": pdS().required(), "password": pdS().required(), "realm": pdS(), "otp": pdS(),
+		"path": pdS(), "privs": pdS(), "tfa-challenge": pdS(), "new-format": pdB(),
+	}, h((*Sim).hTicketPost)).noAuth = true
+	add("GET", "/access/ticket", nil, func(*request) (any, error) { return nil, nil }).noAuth = true
+	add("GET", "/cluster/resources", schema{"type": pdE("vm", "storage", "node", "sdn")}, h((*Sim).hClusterResources))
+	add("GET", "/cluster/status", nil, h((*Sim).hClusterStatus))
+	add("GET", "/cluster/nextid", schema{"vmid": pdVMID(false)}, h((*Sim).hNextID))
+	add("GET", "/nodes", nil, h((*Sim).hNodes))
+	add("GET", "/nodes/{node}/status", nil, h((*Sim).hNodeStatus))
+	add("GET", "/nodes/{node}/version", nil, h((*Sim).hVersion))
+	add("GET", "/nodes/{node}/storage", schema{"content": pdS(), "enabled": pdB(), "storage": pdStorage(false), "target": pdS(), "format": pdB()}, h((*Sim).hStorageIndex))
+	add("GET", "/nodes/{node}/storage/{storage}/status", nil, h((*Sim).hStorageStatus))
+	add("GET", "/nodes/{node}/storage/{storage}/content", schema{"content": pdE(contentEnum...), "vmid": pdVMID(false)}, h((*Sim).hContentList))
+	add("GET", "/nodes/{node}/storage/{storage}/content/{volume}", nil, h((*Sim).hContentGet))
+	add("PUT", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"notes": pdS(), "protected": pdB()}, h((*Sim).hContentPut))
+	add("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"delay": pdI(1, 30)}, h((*Sim).hContentDelete))
+	add("POST", "/nodes/{node}/vzdump", vzdumpSchema(), h((*Sim).hVzdump))
+	add("GET", "/nodes/{node}/vzdump/extractconfig", schema{"volume": pdS().required()}, h((*Sim).hExtractConfig))
+	add("GET", "/nodes/{node}/vzdump/defaults", schema{"storage": pdStorage(false)}, h((*Sim).hVzdumpDefaults))
+	add("GET", "/nodes/{node}/tasks", schema{"start": pdImin(0), "limit": pdImin(0), "userfilter": pdS(), "typefilter": pdS(),
+		"vmid": pdVMID(false), "errors": pdB(), "source": pdE("archive", "active", "all"), "since": pdImin(0), "until": pdImin(0), "statusfilter": pdS()}, h((*Sim).hTaskList))
+	add("GET", "/nodes/{node}/tasks/{upid}/status", nil, h((*Sim).hTaskStatus))
+	add("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": pdImin(0), "limit": pdImin(0), "download": pdB()}, h((*Sim).hTaskLog))
+	add("GET", "/nodes/{node}/tasks/{upid}", nil, func(rq *request) (any, error) {
+		if _, err := rq.s.taskFromRequest(rq); err != nil {
+			return nil, err
+		}
+		return []map[string]string{{"name": "log"}, {"name": "status"}}, nil
+	})
+	add("DELETE", "/nodes/{node}/tasks/{upid}", nil, h((*Sim).hTaskStop))
+	for _, typ := range []string{"lxc", "qemu"} {
+		typ := typ
+		add("GET", "/nodes/{node}/"+typ, schema{"full": pdB()}, func(rq *request) (any, error) { return rq.s.hGuestList(rq, typ) })
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}", nil, func(rq *request) (any, error) {
+			if _, err := rq.s.guestFor(rq, typ); err != nil {
+				return nil, err
+			}
+			return []map[string]string{{"subdir": "config"}, {"subdir": "status"}}, nil
+		})
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status", nil, func(rq *request) (any, error) {
+			if _, err := rq.s.guestFor(rq, typ); err != nil {
+				return nil, err
+			}
+			return []map[string]string{{"subdir": "current"}, {"subdir": "start"}, {"subdir": "stop"}, {"subdir": "shutdown"}}, nil
+		})
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) })
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) })
+		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", schema{"purge": pdB(), "force": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()},
+			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) })
+		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
+			action := action
+			sc := schema{"skiplock": pdB(), "timeout": pdImin(0), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
+			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) })
+		}
+	}
+	add("POST", "/nodes/{node}/lxc", lxcCreateSchema(), h((*Sim).hLXCCreate))
+	add("POST", "/nodes/{node}/qemu", qemuCreateSchema(), h((*Sim).hQemuCreate))
+}
+
+func (s *Sim) version() string {
+	if s.cfg.Version != "" {
+		return s.cfg.Version
+	}
+	return "9.2.11"
+}
+
+func (s *Sim) hVersion(rq *request) (any, error) {
+	v := s.version()
+	parts := strings.Split(v, ".")
+	rel := v
+	if len(parts) >= 2 {
+		rel = parts[0] + "." + parts[1]
+	}
+	return map[string]any{"version": v, "release": rel, "repoid": "5a5fd2e1"}, nil
+}
+
+func (s *Sim) hNextID(rq *request) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rq.p.has("vmid") {
+		id := int(rq.p.intv("vmid", 0))
+		if s.guests[id] != nil {
+			return nil, paramErr1("vmid", fmt.Sprintf("VM %d already exists", id))
+		}
+		return strconv.Itoa(id), nil
+	}
+	for id := 100; ; id++ {
+		if s.guests[id] == nil {
+			return strconv.Itoa(id), nil
+		}
+	}
+}
+
+func (s *Sim) hClusterStatus(rq *request) (any, error) {
+	if err := s.checkAll(rq.auth, "/", "Sys.Audit"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{{"type": "cluster", "id": "cluster", "name": s.cfg.ClusterName, "nodes": len(s.nodeOrder), "quorate": 1, "version": 3}}
+	for i, n := range s.nodeOrder {
+		nd := s.nodes[n]
+		out = append(out, map[string]any{"type": "node", "id": "node/" + n, "name": n, "nodeid": i + 1, "online": b2i(!nd.offline),
+			"ip": fmt.Sprintf("127.0.0.%d", i+1), "local": b2i(i == 0), "level": ""})
+	}
+	return out, nil
+}
+
+func (s *Sim) nodeEntry(nd *node) map[string]any {
+	e := map[string]any{"node": nd.name, "id": "node/" + nd.name, "type": "node", "level": "", "ssl_fingerprint": "",
+		"maxcpu": nd.maxcpu, "maxmem": nd.maxmem, "maxdisk": int64(100 << 30)}
+	if nd.offline {
+		e["status"] = "offline"
+	} else {
+		e["status"] = "online"
+		e["cpu"] = 0.02
+		e["mem"] = nd.maxmem / 8
+		e["disk"] = int64(12 << 30)
+		e["uptime"] = int64(time.Since(nd.boot).Seconds())
+	}
+	return e
+}
+
+func (s *Sim) hNodes(rq *request) (any, error) {
+	s.mu.Lock()
+	var nodes []*node
+	for _, n := range s.nodeOrder {
+		nodes = append(nodes, s.nodes[n])
+	}
+	s.mu.Unlock()
+	out := []map[string]any{}
+	for _, nd := range nodes {
+		e := s.nodeEntry(nd)
+		if !s.can(rq.auth, "/nodes/"+nd.name, "Sys.Audit") {
+			for _, k := range []string{"cpu", "maxcpu", "mem", "maxmem", "disk", "maxdisk", "uptime"} {
+				delete(e, k)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *Sim) hNodeStatus(rq *request) (any, error) {
+	n := rq.vars["node"]
+	if err := s.checkAll(rq.auth, "/nodes/"+n, "Sys.Audit"); err != nil {
+		return nil, err
+	}
+	nd := s.nodeByName(n)
+	return map[string]any{
+		"uptime": int64(time.Since(nd.boot).Seconds()), "cpu": 0.02, "wait": 0, "loadavg": []string{"0.10", "0.12", "0.09"},
+		"kversion":   "Linux 6.14.11-4-pve #1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4",
+		"pveversion": "pve-manager/" + s.version() + "/5a5fd2e1df7a10b4",
+		"cpuinfo":    map[string]any{"cpus": nd.maxcpu, "cores": nd.maxcpu, "sockets": 1, "model": "pvesim virtual CPU", "mhz": "2400.000"},
+		"memory":     map[string]any{"total": nd.maxmem, "used": nd.maxmem / 8, "free": nd.maxmem - nd.maxmem/8},
+		"swap":       map[string]any{"total": 0, "used": 0, "free": 0},
+		"rootfs":     map[string]any{"total": int64(100 << 30), "used": int64(12 << 30), "avail": int64(88 << 30), "free": int64(88 << 30)},
+		"boot-info":  map[string]any{"mode": "efi", "secureboot": 0},
+		"current-kernel": map[string]any{"sysname": "Linux", "release": "6.14.11-4-pve", "machine": "x86_64",
+			"version": "#1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4"},
+	}, nil
+}
+
+func (s *Sim) hVzdumpDefaults(rq *request) (any, error) {
+	st := rq.p.str("storage")
+	if st == "" {
+		st = "local"
+	}
+	if err := s.checkAny(rq.auth, "/storage/"+st, "Datastore.Audit", "Datastore.AllocateSpace"); err != nil {
+		return nil, err
+	}
+	return map[string]any{"storage": st, "mode": "snapshot", "compress": "0", "ionice": 7, "lockwait": 180, "stopwait": 10,
+		"stdexcludes": 1, "prune-backups": "keep-all=1", "remove": 1, "zstd": 1, "pigz": 0, "notification-mode": "auto"}, nil
+}
+
+// guestEntry builds the status fields shared by lists and cluster resources (lock held).
+func (s *Sim) guestEntry(g *guest) map[string]any {
+	maxmem, _ := strconv.ParseInt(g.conf.get("memory"), 10, 64)
+	if maxmem == 0 {
+		maxmem = 512
+	}
+	maxmem <<= 20
+	cpus, _ := strconv.Atoi(g.conf.get("cores"))
+	if cpus == 0 {
+		cpus = 1
+	}
+	e := map[string]any{"vmid": g.vmid, "name": g.name(), "status": g.status, "maxmem": maxmem, "maxdisk": s.guestDiskSize(g),
+		"cpu": 0, "mem": 0, "disk": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0, "uptime": 0, "type": g.typ}
+	if g.typ == "lxc" {
+		e["cpus"] = cpus
+		swap, _ := strconv.ParseInt(g.conf.get("swap"), 10, 64)
+		e["maxswap"] = swap << 20
+		e["swap"] = 0
+	} else {
+		e["cpus"] = cpus
+	}
+	if g.status == "running" || g.status == "paused" {
+		e["uptime"] = int64(time.Since(g.started).Seconds())
+		e["cpu"] = 0.01
+		e["mem"] = maxmem / 4
+		e["pid"] = 10000 + g.vmid
+		e["netin"], e["netout"] = 123456, 65432
+		if g.typ == "lxc" {
+			e["disk"] = rootfsSize(s.GuestRootfs(g.vmid), nil)
+		}
+	}
+	if l := g.lock(); l != "" {
+		e["lock"] = l
+	}
+	if t := g.conf.get("tags"); t != "" {
+		e["tags"] = t
+	}
+	if g.conf.get("template") == "1" {
+		e["template"] = 1
+	}
+	return e
+}
+
+func (s *Sim) hClusterResources(rq *request) (any, error) {
+	typ := rq.p.str("type")
+	out := []map[string]any{}
+	s.mu.Lock()
+	var gs []*guest
+	for _, g := range s.guests {
+		gs = append(gs, g)
+	}
+	nodes := []*node{}
+	for _, n := range s.nodeOrder {
+		nodes = append(nodes, s.nodes[n])
+	}
+	s.mu.Unlock()
+	sort.Slice(gs, func(i, j int) bool { return gs[i].vmid < gs[j].vmid })
+	if typ == "" || typ == "vm" {
+		for _, g := range gs {
+			if !s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
+				continue
+			}
+			s.mu.Lock()
+			e := s.guestEntry(g)
+			nd := s.nodes[g.node]
+			s.mu.Unlock()
+			delete(e, "pid")
+			delete(e, "cpus")
+			delete(e, "maxswap")
+			delete(e, "swap")
+			e["id"] = fmt.Sprintf("%s/%d", g.typ, g.vmid)
+			e["node"] = g.node
+			e["maxcpu"] = e["cpu"]
+			e["maxcpu"] = 1
+			if c, err := strconv.Atoi(g.conf.get("cores")); err == nil {
+				e["maxcpu"] = c
+			}
+			if _, ok := e["template"]; !ok {
+				e["template"] = 0
+			}
+			if g.status == "paused" {
+				e["status"] = "running"
+			}
+			if nd.offline {
+				e["status"] = "unknown"
+			}
+			if g.typ == "qemu" {
+				e["memhost"] = e["mem"]
+			}
+			out = append(out, e)
+		}
+	}
+	if typ == "" || typ == "node" {
+		for _, nd := range nodes {
+			if !s.can(rq.auth, "/nodes/"+nd.name, "Sys.Audit") {
+				continue
+			}
+			e := s.nodeEntry(nd)
+			out = append(out, e)
+		}
+	}
+	if typ == "" || typ == "storage" {
+		s.mu.Lock()
+		ids := append([]string(nil), s.storageOrder...)
+		s.mu.Unlock()
+		for _, nd := range nodes {
+			for _, id := range ids {
+				s.mu.Lock()
+				st := s.storages[id]
+				s.mu.Unlock()
+				if !st.onNode(nd.name) || s.checkAny(rq.auth, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace") != nil {
+					continue
+				}
+				e := map[string]any{"id": "storage/" + nd.name + "/" + id, "type": "storage", "storage": id, "node": nd.name,
+					"plugintype": st.cfg.Type, "content": strings.Join(st.cfg.Content, ","), "shared": b2i(st.cfg.Shared), "status": "available"}
+				if nd.offline {
+					e["status"] = "unknown"
+				} else {
+					total, used, _ := s.storageUsage(st, nd.name)
+					e["maxdisk"], e["disk"] = total, used
+				}
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Sim) confPath(g *guest, n string) string {
+	if g.typ == "lxc" {
+		return fmt.Sprintf("nodes/%s/lxc/%d.conf", n, g.vmid)
+	}
+	return fmt.Sprintf("nodes/%s/qemu-server/%d.conf", n, g.vmid)
+}
+
+// guestFor finds a guest of typ on the request's node or returns PVE's error.
+func (s *Sim) guestFor(rq *request, typ string) (*guest, error) {
+	vmid := int(rq.p.intv("vmid", 0))
+	n := rq.vars["node"]
+	s.mu.Lock()
+	g := s.guests[vmid]
+	s.mu.Unlock()
+	if g == nil || g.node != n || g.typ != typ {
+		if typ == "lxc" {
+			return nil, err500("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", n, vmid)
+		}
+		return nil, err500("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", n, vmid)
+	}
+	return g, nil
+}
+
+func (s *Sim) hGuestList(rq *request, typ string) (any, error) {
+	n := rq.vars["node"]
+	s.mu.Lock()
+	var gs []*guest
+	for _, g := range s.guests {
+		if g.node == n && g.typ == typ {
+			gs = append(gs, g)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(gs, func(i, j int) bool { return gs[i].vmid < gs[j].vmid })
+	out := []map[string]any{}
+	for _, g := range gs {
+		if !s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
+			continue
+		}
+		s.mu.Lock()
+		e := s.guestEntry(g)
+		s.mu.Unlock()
+		if typ == "qemu" {
+			delete(e, "type")
+			if g.status == "paused" {
+				e["status"] = "running"
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *Sim) hGuestCurrent(rq *request, typ string) (any, error) {
+	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.Audit"); err != nil {
+		return nil, err
+	}
+	g, err := s.guestFor(rq, typ)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	e := s.guestEntry(g)
+	s.mu.Unlock()
+	e["ha"] = map[string]any{"managed": 0}
+	if typ == "qemu" {
+		delete(e, "type")
+		qmp := g.status
+		if g.status == "paused" {
+			e["status"] = "running"
+		}
+		e["qmpstatus"] = qmp
+		if g.status != "stopped" {
+			e["running-machine"] = "pc-i440fx-9.2+pve1"
+			e["running-qemu"] = "9.2.0"
+		}
+		e["agent"] = 0
+	}
+	return e, nil
+}
+
+func (s *Sim) hGuestConfig(rq *request, typ string) (any, error) {
+	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.Audit"); err != nil {
+		return nil, err
+	}
+	g, err := s.guestFor(rq, typ)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]any{"digest": fmt.Sprintf("%x", deterministicBytes(len(g.conf.render())+g.vmid, 20))}
+	for k, v := range g.conf.kv {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && !strings.HasPrefix(v, "0") || v == "0" {
+			out[k] = n
+		} else {
+			out[k] = v
+		}
+	}
+	if d := g.conf.description(); d != "" {
+		out["description"] = d
+	}
+	return out, nil
+}
+
+func (s *Sim) hGuestDelete(rq *request, typ string) (any, error) {
+	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.Allocate"); err != nil {
+		return nil, err
+	}
+	g, err := s.guestFor(rq, typ)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	running, prot, lock := g.status != "stopped", g.protected(), g.lock()
+	s.mu.Unlock()
+	kind := g.kind()
+	if typ == "lxc" && running {
+		return nil, err500("CT %d is running - destroy failed", g.vmid)
+	}
+	if prot {
+		return nil, err500("can't remove %s %d - protection mode enabled", kind, g.vmid)
+	}
+	ttype := "vzdestroy"
+	if typ == "qemu" {
+		ttype = "qmdestroy"
+	}
+	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
+	s.runTask(t, func(t *task) error {
+		if lock != "" && !rq.p.boolv("skiplock", false) {
+			return fmt.Errorf("%s is locked (%s)", kind, lock)
+		}
+		s.mu.Lock()
+		if g.status != "stopped" {
+			s.mu.Unlock()
+			return fmt.Errorf("VM %d is running - destroy failed", g.vmid)
+		}
+		s.mu.Unlock()
+		if err := t.sleep(20 * time.Millisecond); err != nil {
+			return err
+		}
+		if typ == "lxc" {
+			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
+			_ = os.RemoveAll(s.GuestRootfs(g.vmid))
+		} else {
+			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
+			_ = os.Remove(s.GuestDisk(g.vmid))
+		}
+		s.dropGuest(g)
+		return nil
+	})
+	return t.upid, nil
+}
+
+func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
+	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.PowerMgmt"); err != nil {
+		return nil, err
+	}
+	if rq.p.has("skiplock") && rq.auth.authid != "root@pam" {
+		return nil, paramErr1("skiplock", "Only root may use this option.")
+	}
+	g, err := s.guestFor(rq, typ)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	status := g.status
+	s.mu.Unlock()
+	kind := g.kind()
+	if typ == "lxc" {
+		switch action {
+		case "start":
+			if status == "running" {
+				return nil, err500("CT %d already running", g.vmid)
+			}
+		case "stop", "shutdown", "suspend", "reboot":
+			if status != "running" {
+				return nil, err500("CT %d not running", g.vmid)
+			}
+		case "resume":
+		}
+	} else if action == "shutdown" && status == "paused" {
+		return nil, err500("VM is paused - cannot shutdown")
+	}
+	prefix := map[string]string{"lxc": "vz", "qemu": "qm"}[typ]
+	ttype := prefix + action
+	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
+	skip := rq.p.boolv("skiplock", false)
+	s.runTask(t, func(t *task) error {
+		d := 50 * time.Millisecond
+		if action == "shutdown" {
+			d = 150 * time.Millisecond
+		}
+		if err := t.sleep(d); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		l := g.lock()
+		if s.guests[g.vmid] != g {
+			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node))
+		}
+		if l != "" && !skip && !(l == "mounted" && typ == "lxc") {
+			if typ == "qemu" && action == "start" && l == "backup" && g.status == "paused" {
+				g.status = "running"
+				return nil
+			}
+			return fmt.Errorf("%s is locked (%s)", kind, l)
+		}
+		switch action {
+		case "start":
+			if g.status == "running" {
+				return fmt.Errorf("%s %d already running", kind, g.vmid)
+			}
+			g.status, g.started = "running", time.Now()
+			if typ == "qemu" {
+				t.log("generating cloud-init ISO")
+			}
+		case "stop", "shutdown":
+			if g.status == "stopped" && typ == "lxc" {
+				return fmt.Errorf("CT %d not running", g.vmid)
+			}
+			g.status = "stopped"
+		case "reboot":
+			g.started = time.Now()
+		case "suspend":
+			if g.status == "running" {
+				g.status = "paused"
+			}
+		case "resume":
+			if g.status == "paused" {
+				g.status = "running"
+			} else if typ == "qemu" {
+				return errors.New("VM is not paused")
+			}
+		}
+		return nil
+	})
+	return t.upid, nil
+}

@@ -1,0 +1,892 @@
+package pvesim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func vzdumpSchema() schema {
+	return schema{
+		"vmid":                      {t: "string", format: "pve-vmid-list"},
+		"all":                       pdB(),
+		"exclude":                   {t: "string", format: "pve-vmid-list"},
+		"pool":                      pdS(),
+		"storage":                   pdStorage(false),
+		"dumpdir":                   pdS(),
+		"mode":                      pdE("snapshot", "suspend", "stop"),
+		"compress":                  pdE("0", "1", "gzip", "lzo", "zstd"),
+		"zstd":                      pdImin(0),
+		"pigz":                      pdImin(0),
+		"notes-template":            pd{t: "string", maxLen: 1024, requires: "storage"},
+		"protected":                 pdB().needs("storage"),
+		"prune-backups":             pdS(),
+		"remove":                    pdB(),
+		"bwlimit":                   pdImin(0),
+		"ionice":                    pdI(0, 8),
+		"performance":               pdS(),
+		"fleecing":                  pdS(),
+		"lockwait":                  pdImin(0),
+		"stopwait":                  pdImin(0),
+		"exclude-path":              {t: "array"},
+		"stdexcludes":               pdB(),
+		"tmpdir":                    pdS(),
+		"script":                    pdS(),
+		"job-id":                    pdS(),
+		"mailto":                    pdS(),
+		"mailnotification":          pdE("always", "failure"),
+		"notification-mode":         pdE("auto", "legacy-sendmail", "notification-system"),
+		"pbs-change-detection-mode": pdE("legacy", "data", "metadata"),
+		"maxfiles":                  pdImin(1),
+		"quiet":                     pdB(),
+		"stop":                      pdB(),
+		"stdout":                    pdB(),
+		"size":                      pdImin(500),
+	}
+}
+
+var reNotesVar = regexp.MustCompile(`^\{\{([^}]*)\}\}`)
+
+// expandNotes validates (g == nil) or expands a notes-template.
+func expandNotes(tmpl string, vars map[string]string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(tmpl); {
+		c := tmpl[i]
+		switch {
+		case c == '\\':
+			if i+1 < len(tmpl) && tmpl[i+1] == 'n' {
+				b.WriteByte('\n')
+			} else if i+1 < len(tmpl) && tmpl[i+1] == '\\' {
+				b.WriteByte('\\')
+			} else {
+				esc := ""
+				if i+1 < len(tmpl) {
+					esc = tmpl[i+1 : i+2]
+				}
+				return "", fmt.Errorf("found unknown: escape '%s' at char %d", esc, i)
+			}
+			i += 2
+		case c == '{' && strings.HasPrefix(tmpl[i:], "{{"):
+			m := reNotesVar.FindStringSubmatch(tmpl[i:])
+			if m == nil {
+				b.WriteString("{{")
+				i += 2
+				continue
+			}
+			v, ok := vars[m[1]]
+			if !ok {
+				return "", fmt.Errorf("found unknown: variable '%s' at char %d", m[1], i)
+			}
+			b.WriteString(v)
+			i += len(m[0])
+		case c == '\n' || c == '\r':
+			return "", fmt.Errorf("found unknown: newline at char %d", i)
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String(), nil
+}
+
+type vzdumpJob struct {
+	node      string
+	vmids     []int // local (incl. orphans), in order
+	p         *params
+	auth      *authInfo
+	storageID string
+	dumpdir   string
+	compress  string
+	mode      string
+	cmdline   string
+}
+
+func parseVMIDList(s string) []int {
+	var out []int
+	for _, f := range regexp.MustCompile(`[,;\s]+`).Split(s, -1) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *Sim) hVzdump(rq *request) (any, error) {
+	a, p, n := rq.auth, rq.p, rq.vars["node"]
+	for _, k := range []string{"dumpdir", "tmpdir", "script", "job-id"} {
+		if p.has(k) && a.authid != "root@pam" {
+			return nil, paramErr1(k, "Only root may set this option.")
+		}
+	}
+	if p.has("stdout") {
+		return nil, paramErr1("stdout", "option is only allowed on the command line interface.")
+	}
+	for _, k := range []string{"bwlimit", "ionice", "performance"} {
+		if p.has(k) {
+			if err := s.checkAll(a, "/", "Sys.Modify"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	storageID := p.str("storage")
+	if storageID == "" && !p.has("dumpdir") {
+		storageID = "local"
+	}
+	if p.has("prune-backups") {
+		if err := s.checkAll(a, "/storage/"+storageID, "Datastore.Allocate"); err != nil {
+			return nil, err
+		}
+	}
+	if p.boolv("stop", false) {
+		if err := s.checkAll(a, "/nodes/"+n, "Sys.Modify"); err != nil {
+			return nil, err
+		}
+	}
+	all := p.boolv("all", false) || p.has("exclude")
+	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
+		return nil, paramErr1("vmid", "property is missing")
+	}
+	if p.has("vmid") {
+		for _, k := range []string{"all", "exclude", "pool"} {
+			if p.has(k) && (k != "all" || p.boolv("all", false)) {
+				return nil, paramErr1(k, "option conflicts with option 'vmid'")
+			}
+		}
+	}
+	if t := p.str("notes-template"); p.has("notes-template") {
+		if _, err := expandNotes(t, map[string]string{"cluster": "", "guestname": "", "node": "", "vmid": ""}); err != nil {
+			return nil, paramErr1("notes-template", err.Error())
+		}
+	}
+	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
+		return nil, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
+	}
+	if pr := p.str("prune-backups"); pr != "" {
+		if _, err := parseRetention(pr); err != nil {
+			return nil, paramErr1("prune-backups", err.Error())
+		}
+	}
+
+	// which guests run here (others are silently skipped)
+	var local []int
+	s.mu.Lock()
+	if all {
+		excl := map[int]bool{}
+		for _, x := range parseVMIDList(p.str("exclude")) {
+			excl[x] = true
+		}
+		for id, g := range s.guests {
+			if g.node == n && !excl[id] {
+				local = append(local, id)
+			}
+		}
+		sort.Ints(local)
+	} else if p.has("vmid") {
+		for _, id := range parseVMIDList(p.str("vmid")) {
+			g := s.guests[id]
+			if g != nil && g.node != n {
+				continue
+			}
+			local = append(local, id)
+		}
+	}
+	s.mu.Unlock()
+	if len(local) == 0 && !p.has("pool") && !p.boolv("stop", false) {
+		return "OK", nil
+	}
+	if storageID != "" {
+		if err := s.checkAll(a, "/storage/"+storageID, "Datastore.AllocateSpace"); err != nil {
+			return nil, err
+		}
+	}
+	job := &vzdumpJob{node: n, vmids: local, p: p, auth: a, storageID: storageID, dumpdir: p.str("dumpdir"),
+		compress: p.str("compress"), mode: p.str("mode")}
+	if job.mode == "" {
+		job.mode = "snapshot"
+	}
+	job.cmdline = vzdumpCmdline(rq)
+	id := ""
+	if len(local) == 1 {
+		id = strconv.Itoa(local[0])
+	}
+	t := s.newTask(n, "vzdump", id, a.authid)
+	s.runTask(t, func(t *task) error { return s.runVzdump(t, job) })
+	return t.upid, nil
+}
+
+func shellQuote(v string) string {
+	if regexp.MustCompile(`^[A-Za-z0-9_.,:=/@+-]+$`).MatchString(v) {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'"'"'`) + "'"
+}
+
+func vzdumpCmdline(rq *request) string {
+	parts := []string{"vzdump"}
+	if rq.p.has("vmid") {
+		parts = append(parts, strings.Join(strings.FieldsFunc(rq.p.str("vmid"), func(r rune) bool { return r == ',' || r == ';' || r == ' ' }), " "))
+	}
+	keys := sortedKeys(rq.p.m)
+	for _, k := range keys {
+		if k == "vmid" {
+			continue
+		}
+		parts = append(parts, "--"+k, shellQuote(rq.p.m[k]))
+	}
+	for _, k := range sortedKeys(rq.p.arr) {
+		for _, v := range rq.p.arr[k] {
+			parts = append(parts, "--"+k, shellQuote(v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
+	p := job.p
+	// setup (PVE::VZDump->new): storage checks
+	var st *storage
+	if job.dumpdir != "" && p.has("storage") {
+		return errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
+	}
+	if job.dumpdir == "" {
+		var err error
+		st, err = s.storageFor(job.storageID, job.node)
+		if err != nil {
+			return errors.New(err.Error())
+		}
+		if !st.content["backup"] {
+			return fmt.Errorf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", job.storageID, job.storageID)
+		}
+	} else if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
+	}
+
+	// node-global lock
+	nd := s.nodeByName(job.node)
+	select {
+	case nd.vzdump <- struct{}{}:
+	default:
+		lockwait := time.Duration(p.intv("lockwait", 180)) * time.Minute
+		if lockwait == 0 {
+			t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)")
+			return errExitNoStatus
+		}
+		t.log("INFO: trying to get global lock - waiting...")
+		tm := time.NewTimer(lockwait)
+		select {
+		case nd.vzdump <- struct{}{}:
+			tm.Stop()
+			t.log("INFO: got global lock")
+		case <-tm.C:
+			t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout")
+			return errExitNoStatus
+		case <-t.ctx.Done():
+			tm.Stop()
+			return errInterrupted
+		}
+	}
+	defer func() { <-nd.vzdump }()
+
+	for _, id := range job.vmids {
+		if !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
+			return fmt.Errorf("403 Permission check failed (/vms/%d, VM.Backup)", id)
+		}
+	}
+	t.log("INFO: starting new backup job: %s", job.cmdline)
+	if s.overhead > 0 {
+		if err := t.sleep(s.overhead); err != nil {
+			return err
+		}
+	}
+	failed := false
+	for _, id := range job.vmids {
+		err := s.backupGuest(t, job, st, id)
+		if errors.Is(err, errInterrupted) {
+			return errInterrupted
+		}
+		if err != nil {
+			failed = true
+		}
+	}
+	if failed {
+		t.log("INFO: Backup job finished with errors")
+		return errors.New("job errors")
+	}
+	t.log("INFO: Backup job finished successfully")
+	return nil
+}
+
+func (s *Sim) nodeByName(n string) *node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nodes[n]
+}
+
+// guestLog collects the per-guest log (copied next to the archive).
+type guestLog struct {
+	t     *task
+	lines []string
+}
+
+func (gl *guestLog) log(level, format string, args ...any) {
+	line := level + ": " + fmt.Sprintf(format, args...)
+	if level == "WARN" {
+		gl.t.warn("%s", fmt.Sprintf(format, args...))
+	} else {
+		gl.t.log("%s", line)
+	}
+	gl.lines = append(gl.lines, time.Now().Format("2006-01-02 15:04:05")+" "+line)
+}
+
+func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr error) {
+	gl := &guestLog{t: t}
+	begin := time.Now()
+	s.mu.Lock()
+	g := s.guests[vmid]
+	var typ string
+	if g != nil {
+		typ = g.typ
+	}
+	s.mu.Unlock()
+	fail := func(err error) error {
+		msg := strings.TrimRight(err.Error(), "\n")
+		gl.log("ERROR", "Backup of VM %d failed - %s", vmid, msg)
+		gl.log("INFO", "Failed at %s", time.Now().In(s.loc).Format("2006-01-02 15:04:05"))
+		return err
+	}
+	if g == nil {
+		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
+	}
+	gl.log("INFO", "Starting Backup of VM %d (%s)", vmid, typ)
+	gl.log("INFO", "Backup started at %s", begin.In(s.loc).Format("2006-01-02 15:04:05"))
+
+	// lock the guest
+	s.mu.Lock()
+	if g2 := s.guests[vmid]; g2 != g {
+		s.mu.Unlock()
+		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
+	}
+	if l := g.lock(); l != "" {
+		s.mu.Unlock()
+		return fail(fmt.Errorf("%s is locked (%s)", g.kind(), l))
+	}
+	g.setLock("backup")
+	status := g.status
+	name := g.name()
+	conf := g.conf.clone()
+	conf.del("lock")
+	diskKey := g.conf.get("scsi0")
+	s.mu.Unlock()
+	stoppedByUs := false
+	suspendedByUs := false
+	defer func() {
+		s.mu.Lock()
+		if g.lock() == "backup" {
+			g.setLock("")
+		}
+		if suspendedByUs && g.status == "paused" {
+			g.status = "running"
+		}
+		s.mu.Unlock()
+		if stoppedByUs && rerr != nil {
+			s.mu.Lock()
+			g.status, g.started = "running", time.Now()
+			s.mu.Unlock()
+		}
+	}()
+
+	gl.log("INFO", "status = %s", status)
+	mode := job.mode
+	if status != "running" {
+		mode = "stop"
+	}
+	if typ == "lxc" {
+		gl.log("INFO", "CT Name: %s", name)
+		gl.log("INFO", "including mount point rootfs ('/') in backup")
+	} else {
+		gl.log("INFO", "VM Name: %s", name)
+		size := int64(0)
+		if fi, err := os.Stat(s.GuestDisk(vmid)); err == nil {
+			size = fi.Size()
+		}
+		vol, _, _ := strings.Cut(diskKey, ",")
+		gl.log("INFO", "include disk 'scsi0' '%s' %s", vol, humanPVE(size))
+	}
+	gl.log("INFO", "backup mode: %s", mode)
+	gl.log("INFO", "ionice priority: %d", job.p.intv("ionice", 7))
+	if job.p.has("bwlimit") && job.p.intv("bwlimit", 0) > 0 {
+		gl.log("INFO", "bandwidth limit: %d KiB/s", job.p.intv("bwlimit", 0))
+	}
+
+	// choose the archive name (unique: wait for the next second if taken)
+	var backupTime time.Time
+	var archive, dat, pbsName, volid string
+	compress := job.compress
+	for {
+		backupTime = time.Now()
+		if st != nil && st.cfg.Type == "pbs" {
+			kind := "ct"
+			if typ == "qemu" {
+				kind = "vm"
+			}
+			pbsName = fmt.Sprintf("%s/%d/%s", kind, vmid, backupTime.UTC().Format("2006-01-02T15:04:05Z"))
+			archive = filepath.Join(s.pbsDir(st), filepath.FromSlash(pbsName), "archive.tar")
+			dat = archive
+			volid = st.cfg.ID + ":backup/" + pbsName
+		} else {
+			dir := job.dumpdir
+			if st != nil {
+				dir = filepath.Join(s.storagePath(st, job.node), "dump")
+			}
+			base := fmt.Sprintf("vzdump-%s-%d-%s", typ, vmid, backupTime.In(s.loc).Format("2006_01_02-15_04_05"))
+			ext := ".tar"
+			if typ == "qemu" {
+				ext = ".vma"
+			}
+			archive = filepath.Join(dir, base+ext+compressExt(compress))
+			dat = filepath.Join(dir, base+".dat")
+			if st != nil {
+				volid = st.cfg.ID + ":backup/" + filepath.Base(archive)
+			}
+		}
+		_, e1 := os.Stat(archive)
+		_, e2 := os.Stat(dat)
+		if os.IsNotExist(e1) && os.IsNotExist(e2) {
+			if pbsName != "" {
+				if _, e3 := os.Stat(filepath.Dir(archive)); !os.IsNotExist(e3) {
+					goto wait
+				}
+			}
+			break
+		}
+	wait:
+		if err := t.sleep(time.Until(backupTime.Truncate(time.Second).Add(time.Second))); err != nil {
+			return fail(err)
+		}
+	}
+
+	if job.p.boolv("protected", false) && st != nil {
+		limit := s.maxProtected(job.auth, st)
+		if limit >= 0 && s.countProtected(st, job.node, vmid) >= limit {
+			return fail(fmt.Errorf("The number of protected backups per guest is limited to %d on storage '%s'", limit, st.cfg.ID))
+		}
+	}
+
+	// mode handling
+	if mode == "stop" && status == "running" {
+		gl.log("INFO", "stopping virtual guest")
+		s.mu.Lock()
+		g.status = "stopped"
+		s.mu.Unlock()
+		stoppedByUs = true
+	}
+	if mode == "suspend" && status == "running" {
+		gl.log("INFO", "suspending guest")
+		if typ == "qemu" {
+			s.mu.Lock()
+			g.status = "paused"
+			s.mu.Unlock()
+			suspendedByUs = true
+		}
+	}
+	if mode == "snapshot" && typ == "lxc" {
+		gl.log("INFO", "create storage snapshot 'vzdump'")
+	}
+	if typ == "qemu" && status != "running" {
+		gl.log("INFO", "starting kvm to execute backup task")
+	}
+	if pbsName != "" {
+		gl.log("INFO", "creating Proxmox Backup Server archive '%s'", pbsName)
+		gl.log("INFO", "run: /usr/bin/proxmox-backup-client backup --crypt-mode=none %s --backup-type %s --backup-id %d --backup-time %d --repository %s@%s:%s",
+			map[string]string{"lxc": "pct.conf:/var/tmp/vzdumptmp/etc/vzdump/pct.conf root.pxar:/mnt/vzsnap0", "qemu": "qemu-server.conf:/var/tmp/vzdumptmp/qemu-server.conf drive-scsi0.img:/dev/zvol"}[typ],
+			map[string]string{"lxc": "ct", "qemu": "vm"}[typ], vmid, backupTime.Unix(), st.cfg.Username, st.cfg.Server, st.cfg.Datastore)
+		gl.log("INFO", "Starting backup: %s", pbsName)
+		gl.log("INFO", "Client name: %s", job.node)
+	} else {
+		gl.log("INFO", "creating vzdump archive '%s'", archive)
+	}
+	if typ == "qemu" && pbsName == "" {
+		gl.log("INFO", "started backup task '%s'", newUUID())
+	}
+
+	written, dataBytes, werr := s.writeArchive(t, job, st, g, typ, conf, archive, dat)
+	if werr != nil {
+		if pbsName != "" {
+			_ = os.RemoveAll(filepath.Dir(archive))
+		} else {
+			_ = os.Remove(dat)
+		}
+		if errors.Is(werr, errInterrupted) {
+			_ = fail(werr)
+			return errInterrupted
+		}
+		return fail(werr)
+	}
+	elapsed := time.Since(begin)
+	rate := float64(dataBytes) / max(elapsed.Seconds(), 0.001)
+	if typ == "lxc" && pbsName == "" {
+		gl.log("INFO", "Total bytes written: %d (%s, %s/s)", written, humanIEC(written), humanIEC(int64(rate)))
+	} else if typ == "qemu" && pbsName == "" {
+		gl.log("INFO", "100%% (%s of %s) in %ds, read: %s/s, write: %s/s", humanIEC(dataBytes), humanIEC(dataBytes), int(elapsed.Seconds()), humanIEC(int64(rate)), humanIEC(int64(rate)))
+		gl.log("INFO", "backup is sparse: 0 B (0%%) total zero data")
+		gl.log("INFO", "transferred %s in %d seconds (%s/s)", humanIEC(dataBytes), max(int(elapsed.Seconds()), 1), humanIEC(int64(rate)))
+	} else {
+		gl.log("INFO", "%s: had to backup %s of %s (compressed %s) in %.2fs", map[string]string{"lxc": "root.pxar", "qemu": "scsi0"}[typ],
+			humanIEC(dataBytes), humanIEC(dataBytes), humanIEC(written), elapsed.Seconds())
+		gl.log("INFO", "Duration: %.2fs", elapsed.Seconds())
+		gl.log("INFO", "End Time: %s", time.Now().In(s.loc).Format("Mon Jan  2 15:04:05 2006"))
+	}
+	if pbsName == "" {
+		if err := os.Rename(dat, archive); err != nil {
+			_ = os.Remove(dat)
+			return fail(err)
+		}
+		if fi, err := os.Stat(archive); err == nil {
+			gl.log("INFO", "archive file size: %s", formatSize(fi.Size()))
+		}
+	}
+	if typ == "qemu" && status != "running" {
+		gl.log("INFO", "stopping kvm after backup task")
+	}
+
+	var v *volume
+	if st != nil {
+		v, _ = s.parseVolume(st, job.node, volid)
+	}
+	if tmpl := job.p.str("notes-template"); tmpl != "" && v != nil {
+		cluster := s.cfg.ClusterName
+		if cluster == "" {
+			cluster = "standalone node"
+		}
+		notes, _ := expandNotes(tmpl, map[string]string{"cluster": cluster, "guestname": name, "node": job.node, "vmid": strconv.Itoa(vmid)})
+		gl.log("INFO", "adding notes to backup")
+		if err := s.setNotes(v, notes); err != nil {
+			gl.log("WARN", "unable to add notes - %s", err)
+		}
+	}
+	if job.p.boolv("protected", false) && v != nil {
+		gl.log("INFO", "marking backup as protected")
+		if err := s.setProtected(v, true); err != nil {
+			return fail(fmt.Errorf("unable to set protected flag - %s", err))
+		}
+	}
+	if st != nil {
+		if err := s.pruneAfterBackup(gl, job, st, vmid, typ); err != nil {
+			return fail(err)
+		}
+	}
+	if stoppedByUs {
+		gl.log("INFO", "restarting vm")
+		s.mu.Lock()
+		g.status, g.started = "running", time.Now()
+		s.mu.Unlock()
+		stoppedByUs = false
+	}
+	if suspendedByUs {
+		gl.log("INFO", "resume vm")
+	}
+	if mode == "snapshot" && typ == "lxc" {
+		gl.log("INFO", "cleanup temporary 'vzdump' snapshot")
+	}
+	gl.log("INFO", "Finished Backup of VM %d (%s)", vmid, fmtDuration(time.Since(begin)))
+	gl.log("INFO", "Backup finished at %s", time.Now().In(s.loc).Format("2006-01-02 15:04:05"))
+	logText := strings.Join(gl.lines, "\n") + "\n"
+	if pbsName != "" {
+		_ = os.WriteFile(filepath.Join(filepath.Dir(archive), "client.log"), []byte(logText), 0o644)
+	} else {
+		_, _, lp := dirBackupSidecars(archive)
+		_ = os.WriteFile(lp, []byte(logText), 0o644)
+	}
+	return nil
+}
+
+// humanPVE renders disk sizes like PVE's render_bytes ("32G", "16K").
+func humanPVE(n int64) string {
+	units := []string{"", "K", "M", "G", "T"}
+	i := 0
+	for n >= 1024 && n%1024 == 0 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	return fmt.Sprintf("%d%s", n, units[i])
+}
+
+// writeArchive produces the archive at dat (renamed by the caller) while
+// pacing the work at the simulated throughput.
+func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ string, conf *guestConf, archive, dat string) (written, dataBytes int64, err error) {
+	var excl func(string) bool
+	var expected int64
+	if typ == "lxc" {
+		excl = excluder(job.p.arr["exclude-path"], job.p.boolv("stdexcludes", true))
+		expected = rootfsSize(s.GuestRootfs(g.vmid), excl)
+	} else if fi, err := os.Stat(s.GuestDisk(g.vmid)); err == nil {
+		expected = fi.Size()
+	}
+	limit := int64(-1)
+	if st != nil {
+		_, _, avail := s.storageUsage(st, job.node)
+		limit = avail
+	}
+	faultMsg, faulted := s.takeTaskFault("vzdump", g.vmid)
+	if err := os.MkdirAll(filepath.Dir(dat), 0o755); err != nil {
+		return 0, 0, err
+	}
+	f, err := os.Create(dat)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	cw := &countingWriter{w: f, limit: limit}
+	ext := compressExt(job.compress)
+	if st != nil && st.cfg.Type == "pbs" {
+		ext = ""
+	}
+	zw := newCompressor(cw, ext)
+	tc := &countingWriter{w: zw, limit: -1} // tar stream bytes ("Total bytes written")
+	pc := s.newPacer(t, job.p.intv("bwlimit", 0))
+	var done int64
+	progress := func(n int64) error {
+		done += n
+		if faulted && done*2 >= expected {
+			return &taskFault{msg: faultMsg}
+		}
+		return pc.advance(n)
+	}
+	confText := conf.render()
+	if typ == "lxc" {
+		dataBytes, err = writeLXCTar(tc, s.GuestRootfs(g.vmid), confText, excl, progress)
+	} else {
+		dataBytes, err = writeQemuTar(tc, s.GuestDisk(g.vmid), confText, progress)
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil && faulted {
+		err = &taskFault{msg: faultMsg}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		var tf *taskFault
+		switch {
+		case errors.As(err, &tf):
+			return 0, dataBytes, errors.New(tf.msg)
+		case errors.Is(err, errInterrupted):
+			return 0, dataBytes, errInterrupted
+		case errors.Is(err, errNoSpace):
+			if typ == "qemu" {
+				return 0, dataBytes, errors.New("vma_queue_write: write error - No space left on device")
+			}
+			t.log("INFO: tar: -: Cannot write: No space left on device")
+			t.log("INFO: tar: Error is not recoverable: exiting now")
+			comp := map[string]string{".zst": " | zstd '--threads=1'", ".gz": " | gzip --rsyncable", ".lzo": " | lzop"}[ext]
+			return 0, dataBytes, fmt.Errorf("command 'set -o pipefail && tar cpf - --totals --one-file-system -p --sparse --numeric-owner --acls --xattrs '--directory=/mnt/vzsnap0' ./etc/vzdump/pct.conf ./%s >%s' failed: exit code 2", comp, dat)
+		}
+		return 0, dataBytes, err
+	}
+	return tc.n, dataBytes, nil
+}
+
+type taskFault struct{ msg string }
+
+func (e *taskFault) Error() string { return e.msg }
+
+// --- pruning -----------------------------------------------------------------
+
+var retentionKeys = []string{"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"}
+
+type retention struct {
+	keepAll bool
+	keep    map[string]int
+	text    string
+}
+
+func parseRetention(s string) (*retention, error) {
+	r := &retention{keep: map[string]int{}}
+	var parts []string
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("invalid format - missing value for '%s'", k)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("invalid format - value '%s' for '%s' is not a valid integer", v, k)
+		}
+		if k == "keep-all" {
+			r.keepAll = n == 1
+			parts = append(parts, kv)
+			continue
+		}
+		known := false
+		for _, rk := range retentionKeys {
+			if rk == k {
+				known = true
+			}
+		}
+		if !known {
+			return nil, fmt.Errorf("invalid format - unknown property '%s'", k)
+		}
+		if n > 0 {
+			r.keep[k] = n
+		}
+		parts = append(parts, kv)
+	}
+	if r.keepAll && len(r.keep) > 0 {
+		return nil, errors.New("keep-all cannot be set together with other options.")
+	}
+	if !r.keepAll && len(r.keep) == 0 {
+		r.keepAll = true
+	}
+	r.text = strings.Join(parts, ", ")
+	return r, nil
+}
+
+func (s *Sim) pruneAfterBackup(gl *guestLog, job *vzdumpJob, st *storage, vmid int, typ string) error {
+	spec := job.p.str("prune-backups")
+	if spec == "" {
+		spec = st.cfg.PruneBackups
+	}
+	if spec == "" {
+		spec = "keep-all=1"
+	}
+	r, err := parseRetention(spec)
+	if err != nil {
+		return err
+	}
+	if r.keepAll || !job.p.boolv("remove", true) {
+		return nil
+	}
+	gl.log("INFO", "prune older backups with retention: %s", r.text)
+	var group []*backupItem
+	for _, b := range s.listBackups(st, job.node) {
+		if b.owner != vmid || b.subtype != typ {
+			continue
+		}
+		if !b.pbs && !reStdBackup.MatchString(filepath.Base(b.path)) {
+			continue // "renamed": never pruned
+		}
+		group = append(group, b)
+	}
+	sort.SliceStable(group, func(i, j int) bool { return group[i].ctime > group[j].ctime })
+	mark := make([]string, len(group))
+	for i, b := range group {
+		if b.protected {
+			mark[i] = "protected"
+		}
+	}
+	idFuncs := map[string]func(t time.Time) string{
+		"keep-last":    func(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) },
+		"keep-hourly":  func(t time.Time) string { return t.Format("2006/01/02/15") },
+		"keep-daily":   func(t time.Time) string { return t.Format("2006/01/02") },
+		"keep-weekly":  func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprintf("%d/%d", y, w) },
+		"keep-monthly": func(t time.Time) string { return t.Format("2006/01") },
+		"keep-yearly":  func(t time.Time) string { return t.Format("2006") },
+	}
+	for ki, k := range retentionKeys {
+		count := r.keep[k]
+		if count == 0 {
+			continue
+		}
+		idf := idFuncs[k]
+		already := map[string]bool{}
+		for i, b := range group {
+			if mark[i] == "keep" {
+				already[idf(time.Unix(b.ctime, int64(i)).In(s.loc))] = true
+			}
+		}
+		newly := map[string]bool{}
+		for i, b := range group {
+			id := idf(time.Unix(b.ctime, int64(i)).In(s.loc))
+			if ki == 0 {
+				id = strconv.Itoa(i)
+			}
+			if mark[i] != "" || already[id] {
+				continue
+			}
+			if !newly[id] {
+				if len(newly) >= count {
+					break
+				}
+				newly[id] = true
+				mark[i] = "keep"
+			} else {
+				mark[i] = "remove"
+			}
+		}
+	}
+	pruned := 0
+	for i, b := range group {
+		if mark[i] == "keep" || mark[i] == "protected" {
+			continue
+		}
+		gl.log("INFO", "removing backup '%s'", b.volid)
+		if b.pbs {
+			_ = os.RemoveAll(b.path)
+		} else {
+			_ = os.Remove(b.path)
+			np, _, lp := dirBackupSidecars(b.path)
+			_ = os.Remove(np)
+			_ = os.Remove(lp)
+		}
+		pruned++
+	}
+	if pruned > 0 {
+		gl.log("INFO", "pruned %d backup(s) not covered by keep-retention policy", pruned)
+	} else {
+		gl.log("INFO", "pruned 0 backup(s)")
+	}
+	return nil
+}
+
+// --- extractconfig -------------------------------------------------------------
+
+func (s *Sim) hExtractConfig(rq *request) (any, error) {
+	vol := rq.p.str("volume")
+	m := reVolid.FindStringSubmatch(vol)
+	if m == nil {
+		return nil, err500("unable to parse volume ID '%s'", vol)
+	}
+	st, err := s.storageFor(m[1], rq.vars["node"])
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.parseVolume(st, rq.vars["node"], vol)
+	if err != nil {
+		return nil, err
+	}
+	if v.vtype != "backup" {
+		return nil, err500("unable to use volume %s - content type needs to be 'backup'", vol)
+	}
+	if err := s.volumeAccess(rq.auth, st.cfg.ID, v.owner, "backup"); err != nil {
+		return nil, err
+	}
+	if v.owner > 0 {
+		if err := s.checkAll(rq.auth, fmt.Sprintf("/vms/%d", v.owner), "VM.Backup"); err != nil {
+			return nil, err
+		}
+	}
+	p := v.path
+	if v.pbs {
+		p = filepath.Join(v.path, "archive.tar")
+	}
+	if _, err := os.Stat(p); err != nil {
+		return nil, err500("unable to open file '%s' - No such file or directory", p)
+	}
+	text, _, err := readArchiveConfig(p)
+	if err != nil {
+		return nil, err500("%s", err)
+	}
+	return text, nil
+}
