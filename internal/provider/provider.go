@@ -160,11 +160,12 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewBackupResource,
+		NewRestoreResource,
 	}
 }
 
 func (p *proxmoxappProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{NewBackupsDataSource}
 }
 
 // resolveProviderConfig merges the configuration with the environment and

@@ -112,7 +112,7 @@ type RestoreError struct {
 	Step              string // "check backup", "check guest", "safety backup", "shutdown", "restore", "start", ...
 	VMID              int
 	Backup            string // the volid that was being restored
-	GuestState        string // running, stopped, absent, unknown
+	GuestState        string // running, stopped, absent, not created, unknown
 	SafetyBackupVolID string
 	Err               error
 }
@@ -141,6 +141,8 @@ func describeState(s string) string {
 	switch s {
 	case "absent":
 		return "absent (it no longer exists)"
+	case "not created":
+		return "not created (it did not exist before this restore)"
 	case "unknown":
 		return "in an unknown state (its status could not be read)"
 	default:

@@ -118,7 +118,7 @@ func (c *Client) powerAction(ctx context.Context, node string, vmid int, guestTy
 // waitStatus polls status/current until the guest reaches want or the timeout ends.
 func (c *Client) waitStatus(ctx context.Context, node string, vmid int, guestType, want string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
-	delay := c.pollMin
+	poll := c.newPoller()
 	last := ""
 	for {
 		g, err := c.GuestStatus(ctx, node, vmid, guestType)
@@ -134,13 +134,8 @@ func (c *Client) waitStatus(ctx context.Context, node string, vmid int, guestTyp
 			}
 			return last, fmt.Errorf("guest %d on node %s is %s, not %s, after %s", vmid, node, last, want, timeout)
 		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(delay):
-		}
-		if delay *= 2; delay > c.pollMax {
-			delay = c.pollMax
+		if err := poll.wait(ctx); err != nil {
+			return last, err
 		}
 	}
 }

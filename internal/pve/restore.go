@@ -13,6 +13,7 @@ const (
 	defaultLockWaitTimeout = 60 * time.Second
 	startConfirmTimeout    = 30 * time.Second
 	stateAbsent            = "absent"
+	stateNotCreated        = "not created"
 	stateUnknown           = "unknown"
 )
 
@@ -51,11 +52,13 @@ func (r *restoreRun) fail(ctx context.Context, step string, err error) (*Restore
 			if g.Lock != "" {
 				state += fmt.Sprintf(" (locked: %s)", g.Lock)
 			}
+		case IsNotFound(gerr) && !r.existed:
+			state = stateNotCreated
 		case IsNotFound(gerr):
 			state = stateAbsent
 		}
 	} else if !r.existed && r.node == "" {
-		state = stateAbsent
+		state = stateNotCreated
 	}
 	return nil, &RestoreError{Step: step, VMID: r.opts.VMID, Backup: r.opts.Backup, GuestState: state, SafetyBackupVolID: r.safety, Err: err}
 }
@@ -104,9 +107,7 @@ func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
 	if r.node != "" {
 		b, err := c.GetBackup(ctx, r.node, o.Backup)
 		if err != nil {
-			if IsNotFound(err) {
-				err = fmt.Errorf("backup %s does not exist (not listed on storage %s from node %s): %w", o.Backup, bn.Storage, r.node, err)
-			}
+			// GetBackup's not-found error already names the volid, storage and node.
 			return r.fail(ctx, "check backup", err)
 		}
 		if err := checkBackupType(*b, bn.GuestType); err != nil {
@@ -324,18 +325,13 @@ func (r *restoreRun) waitUnlocked(ctx context.Context, st *Guest) (*Guest, error
 	}
 	r.say("guest %d is locked (%s); waiting up to %s for the lock to go", r.opts.VMID, st.Lock, timeout)
 	deadline := time.Now().Add(timeout)
-	delay := r.c.pollMin
+	poll := r.c.newPoller()
 	for st.Lock != "" {
 		if time.Now().After(deadline) {
 			return st, newKindError(kindLocked, nil, "guest %d is still locked (%s) after waiting %s: another operation (backup, snapshot, migration, ...) holds it; try again when it has finished", r.opts.VMID, st.Lock, timeout)
 		}
-		select {
-		case <-ctx.Done():
-			return st, fmt.Errorf("waiting for the lock (%s) on guest %d to go: %w", st.Lock, r.opts.VMID, ctx.Err())
-		case <-time.After(delay):
-		}
-		if delay *= 2; delay > r.c.pollMax {
-			delay = r.c.pollMax
+		if err := poll.wait(ctx); err != nil {
+			return st, fmt.Errorf("waiting for the lock (%s) on guest %d to go: %w", st.Lock, r.opts.VMID, err)
 		}
 		next, err := r.c.GuestStatus(ctx, r.node, r.opts.VMID, r.guestType)
 		if err != nil {

@@ -106,7 +106,7 @@ func (c *Client) waitTask(ctx context.Context, upidStr string, progress Progress
 		}
 	}
 
-	delay := c.pollMin
+	poll := c.newPoller()
 	failures := 0
 	for {
 		var st taskStatus
@@ -129,14 +129,8 @@ func (c *Client) waitTask(ctx context.Context, upidStr string, progress Progress
 				return classifyTask(upid, st.ExitStatus, lines)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("stopped waiting for task %s (it may still be running on node %s): %w", upid.Raw, upid.Node, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay *= 2
-		if delay > c.pollMax {
-			delay = c.pollMax
+		if err := poll.wait(ctx); err != nil {
+			return nil, fmt.Errorf("stopped waiting for task %s (it may still be running on node %s): %w", upid.Raw, upid.Node, err)
 		}
 	}
 }

@@ -1,0 +1,443 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
+)
+
+var (
+	_ resource.Resource               = (*restoreResource)(nil)
+	_ resource.ResourceWithConfigure  = (*restoreResource)(nil)
+	_ resource.ResourceWithModifyPlan = (*restoreResource)(nil)
+)
+
+const (
+	defaultRestoreCreateTimeout = 2 * time.Hour
+	defaultShutdownTimeout      = "3m"
+	// restoreLockWaitShare is the part of the create timeout spent waiting
+	// for someone else's lock (a running backup, a snapshot) to go.
+	restoreLockWaitShare = 4
+)
+
+// NewRestoreResource is the factory of proxmoxapp_restore.
+func NewRestoreResource() resource.Resource { return &restoreResource{} }
+
+// restoreResource is action-style: creating it restores a backup onto a
+// guest, and that is all it does. Read never re-runs or forgets it, Update
+// only stores new timeouts (every other argument requires replacement, which
+// re-runs the restore), and Delete only removes it from the state: the guest
+// and its restored data are left as they are.
+type restoreResource struct {
+	data *providerData
+}
+
+type restoreModel struct {
+	ID                  types.String   `tfsdk:"id"`
+	VMID                types.Int64    `tfsdk:"vmid"`
+	Backup              types.String   `tfsdk:"backup"`
+	Node                types.String   `tfsdk:"node"`
+	Storage             types.String   `tfsdk:"storage"`
+	Start               types.Bool     `tfsdk:"start"`
+	Unique              types.Bool     `tfsdk:"unique"`
+	BandwidthLimit      types.Int64    `tfsdk:"bandwidth_limit"`
+	SafetyBackup        types.Bool     `tfsdk:"safety_backup"`
+	SafetyBackupStorage types.String   `tfsdk:"safety_backup_storage"`
+	ShutdownTimeout     types.String   `tfsdk:"shutdown_timeout"`
+	Triggers            types.Map      `tfsdk:"triggers"`
+	TaskID              types.String   `tfsdk:"task_id"`
+	RestoredAt          types.String   `tfsdk:"restored_at"`
+	PreviousStatus      types.String   `tfsdk:"previous_status"`
+	SafetyBackupVolID   types.String   `tfsdk:"safety_backup_volid"`
+	Timeouts            timeouts.Value `tfsdk:"timeouts"`
+}
+
+func (r *restoreResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_restore"
+}
+
+func (r *restoreResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	resp.Diagnostics.Append(configureData(req.ProviderData, &r.data)...)
+}
+
+func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	const again = "Changing this restores the backup again."
+	rs := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	rb := []planmodifier.Bool{boolplanmodifier.RequiresReplace()}
+	ri := []planmodifier.Int64{int64planmodifier.RequiresReplace()}
+	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Restores a backup onto a Proxmox VE guest. This is an action: creating the resource runs " +
+			"the restore once, and it runs again only when an argument changes (use `triggers` to ask for another run).\n\n" +
+			"Over an existing guest it first takes a **safety backup** of the guest's current state (on by default; " +
+			"its volume ID is exported as `safety_backup_volid`), shuts the guest down (and stops it after " +
+			"`shutdown_timeout`), restores with overwrite, and starts the guest again if it was running (or as `start` " +
+			"says). A guest locked by another operation is waited for during a quarter of the create timeout, then " +
+			"refused; a guest with protection enabled is refused. Restoring into a vmid that does not exist creates the " +
+			"guest. PVE may remove the old guest when an overwrite fails, so a failed restore reports the step that " +
+			"failed, PVE's message, the state the guest was left in and the safety backup to recover from.\n\n" +
+			"Reading the resource never re-runs or forgets the restore, even when the guest has vanished since. " +
+			"**Destroying the resource only removes it from the Terraform state**: the guest and its restored data are " +
+			"not touched.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "Identifier of the restore run: the UPID of its restore task (same as `task_id`).",
+				Computed:            true,
+				PlanModifiers:       keep,
+			},
+			"vmid": schema.Int64Attribute{
+				MarkdownDescription: "ID of the guest to restore onto (100–999999999). It may differ from the vmid the " +
+					"backup was taken of; a vmid that does not exist is created. " + again,
+				Required:      true,
+				Validators:    vmidValidators(),
+				PlanModifiers: ri,
+			},
+			"backup": schema.StringAttribute{
+				MarkdownDescription: "Volume ID of the backup to restore, e.g. `local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst` " +
+					"or `pbs:backup/ct/100/2025-10-04T12:00:00Z` (typically `data.proxmoxapp_backups.<name>.latest.volid` or " +
+					"`proxmoxapp_backup.<name>.volid`). A container backup restores onto a container, a VM backup onto a VM. " + again,
+				Required:      true,
+				Validators:    []validator.String{backupVolIDValidator{}},
+				PlanModifiers: rs,
+			},
+			"node": schema.StringAttribute{
+				MarkdownDescription: "Node to restore on. Defaults to the guest's node, or for a new guest the first node " +
+					"that sees the backup. " + again,
+				Optional:      true,
+				Computed:      true,
+				Validators:    nodeValidators(),
+				PlanModifiers: append(append([]planmodifier.String{}, keep...), rs...),
+			},
+			"storage": schema.StringAttribute{
+				MarkdownDescription: "Target storage for the restored root filesystem / disks. A container needs a storage " +
+					"with `rootdir` content. Defaults to the storage of the guest's current root filesystem (containers), " +
+					"the storages recorded in the backup (VMs), or for a new container the first storage that can hold " +
+					"containers. " + again,
+				Optional:      true,
+				Validators:    storageValidators(),
+				PlanModifiers: rs,
+			},
+			"start": schema.BoolAttribute{
+				MarkdownDescription: "Whether the guest runs after the restore. Defaults to its power state before the " +
+					"restore (a new guest stays stopped). " + again,
+				Optional:      true,
+				PlanModifiers: rb,
+			},
+			"unique": schema.BoolAttribute{
+				MarkdownDescription: "Give the restored guest new unique properties (random MAC addresses), e.g. when " +
+					"restoring a copy next to the original. Defaults to `false`. " + again,
+				Optional:      true,
+				Computed:      true,
+				Default:       booldefault.StaticBool(false),
+				PlanModifiers: rb,
+			},
+			"bandwidth_limit": schema.Int64Attribute{
+				MarkdownDescription: "Restore I/O bandwidth limit in KiB/s (`bwlimit`); unset means PVE's configured " +
+					"restore limit. " + again,
+				Optional:      true,
+				Validators:    []validator.Int64{int64validator.AtLeast(0)},
+				PlanModifiers: ri,
+			},
+			"safety_backup": schema.BoolAttribute{
+				MarkdownDescription: "Back up the guest's current state before overwriting it (default `true`). Its " +
+					"volume ID is exported as `safety_backup_volid`; restore it from there if the restore fails or was a " +
+					"mistake. Not taken for a new guest. " + again,
+				Optional:      true,
+				Computed:      true,
+				Default:       booldefault.StaticBool(true),
+				PlanModifiers: rb,
+			},
+			"safety_backup_storage": schema.StringAttribute{
+				MarkdownDescription: "Storage for the safety backup. Defaults to the storage of `backup`. " + again,
+				Optional:            true,
+				Validators:          storageValidators(),
+				PlanModifiers:       rs,
+			},
+			"shutdown_timeout": schema.StringAttribute{
+				MarkdownDescription: "How long a running guest gets to shut down gracefully before it is stopped, as a " +
+					"duration such as `90s`, `3m` or `1h` (default `3m`). " + again,
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString(defaultShutdownTimeout),
+				Validators:    []validator.String{durationValidator{min: time.Second}},
+				PlanModifiers: rs,
+			},
+			"triggers": schema.MapAttribute{
+				MarkdownDescription: "Arbitrary values that, when changed, run the restore again, e.g. " +
+					"`{ run = var.rollback_id }`.",
+				Optional:      true,
+				ElementType:   types.StringType,
+				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+			},
+			"task_id": schema.StringAttribute{
+				MarkdownDescription: "UPID of the restore task (`vzrestore` or `qmrestore`).",
+				Computed:            true,
+				PlanModifiers:       keep,
+			},
+			"restored_at": schema.StringAttribute{
+				MarkdownDescription: "When the restore task finished (RFC 3339, UTC).",
+				Computed:            true,
+				PlanModifiers:       keep,
+			},
+			"previous_status": schema.StringAttribute{
+				MarkdownDescription: "The guest's power state before the restore: `running`, `stopped`, or `absent` " +
+					"when the restore created it.",
+				Computed:      true,
+				PlanModifiers: keep,
+			},
+			"safety_backup_volid": schema.StringAttribute{
+				MarkdownDescription: "Volume ID of the safety backup taken before the restore; null when none was taken " +
+					"(`safety_backup = false`, or a new guest).",
+				Computed:      true,
+				PlanModifiers: keep,
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true}),
+		},
+	}
+}
+
+// ModifyPlan refuses, at plan time, what can be known to fail cheaply: a
+// backup of the wrong guest type for an existing target guest, or a node that
+// is not the guest's. It needs one cluster lookup and only runs when a
+// restore is planned; anything it cannot decide is left to the apply.
+func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || !req.State.Raw.IsNull() || r.data == nil {
+		return // destroy, an update of an existing run, or no client yet
+	}
+	var plan restoreModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || plan.VMID.IsUnknown() || plan.Backup.IsUnknown() {
+		return
+	}
+	bn, err := pve.ParseBackupVolID(plan.Backup.ValueString())
+	if err != nil {
+		return // the validator reports it
+	}
+	vmid := int(plan.VMID.ValueInt64())
+	g, err := r.data.client.FindGuest(ctx, vmid)
+	if err != nil {
+		// Absent (the restore creates it) or not readable now: decided at apply.
+		tflog.Debug(ctx, "plan-time guest lookup skipped", map[string]any{"vmid": vmid, "error": err.Error()})
+		return
+	}
+	if g.Type != bn.GuestType {
+		who := fmt.Sprintf("on node %s", g.Node)
+		if g.Name != "" {
+			who = g.Name + " " + who
+		}
+		resp.Diagnostics.AddAttributeError(path.Root("backup"), "Backup does not fit the guest",
+			fmt.Sprintf("%s is a %s backup, but guest %d (%s) is a %s. A %s backup can only be restored "+
+				"onto a %s, or into a vmid that does not exist yet.",
+				plan.Backup.ValueString(), guestKind(bn.GuestType), vmid, who, guestKind(g.Type),
+				guestKind(bn.GuestType), guestKind(bn.GuestType)))
+	}
+	if node := plan.Node; !node.IsUnknown() && !node.IsNull() && node.ValueString() != g.Node {
+		resp.Diagnostics.AddAttributeError(path.Root("node"), "Guest is on another node",
+			fmt.Sprintf("guest %d is on node %s, not on node %s: PVE can only restore over a guest on its own node. "+
+				"Leave node unset or set it to %q.", vmid, g.Node, node.ValueString(), g.Node))
+	}
+}
+
+func guestKind(t string) string {
+	switch t {
+	case pve.GuestTypeLXC:
+		return "container (lxc)"
+	case pve.GuestTypeQEMU:
+		return "VM (qemu)"
+	}
+	return t
+}
+
+func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan restoreModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultRestoreCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	shutdown, err := time.ParseDuration(plan.ShutdownTimeout.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("shutdown_timeout"), "Invalid shutdown_timeout", err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	opts := pve.RestoreOptions{
+		VMID:                int(plan.VMID.ValueInt64()),
+		Node:                plan.Node.ValueString(), // "" while unknown: the guest's node
+		Backup:              plan.Backup.ValueString(),
+		Storage:             plan.Storage.ValueString(),
+		Unique:              plan.Unique.ValueBool(),
+		BandwidthLimitKiB:   plan.BandwidthLimit.ValueInt64(),
+		SafetyBackup:        plan.SafetyBackup.ValueBool(),
+		SafetyBackupStorage: plan.SafetyBackupStorage.ValueString(),
+		ShutdownTimeout:     shutdown,
+		LockWaitTimeout:     timeout / restoreLockWaitShare,
+	}
+	if !plan.Start.IsNull() && !plan.Start.IsUnknown() {
+		start := plan.Start.ValueBool()
+		opts.Start = &start
+	}
+
+	tflog.Info(ctx, "starting restore", map[string]any{"vmid": opts.VMID, "backup": opts.Backup, "node": opts.Node})
+	res, err := r.data.client.Restore(ctx, opts, taskLogger(ctx, "restore"))
+	if err != nil {
+		var re *pve.RestoreError
+		if errors.As(err, &re) {
+			summary := fmt.Sprintf("Restore of guest %d failed at step %q", opts.VMID, re.Step)
+			// The error names the step, PVE's message and task log tail, the
+			// state the guest was left in and the safety backup.
+			resp.Diagnostics.AddError(summary, re.Error())
+			return
+		}
+		resp.Diagnostics.AddError("Restore failed",
+			fmt.Sprintf("restoring %s onto guest %d: %s", opts.Backup, opts.VMID, err))
+		return
+	}
+
+	plan.ID = types.StringValue(res.UPID)
+	plan.TaskID = types.StringValue(res.UPID)
+	plan.Node = types.StringValue(res.Node)
+	restoredAt := res.RestoredAt
+	if restoredAt.IsZero() {
+		restoredAt = time.Now()
+	}
+	plan.RestoredAt = types.StringValue(restoredAt.UTC().Format(time.RFC3339))
+	plan.PreviousStatus = types.StringValue(res.PreviousStatus)
+	plan.SafetyBackupVolID = types.StringNull()
+	if res.SafetyBackupVolID != "" {
+		plan.SafetyBackupVolID = types.StringValue(res.SafetyBackupVolID)
+	}
+	tflog.Info(ctx, "restore finished", map[string]any{
+		"vmid": opts.VMID, "node": res.Node, "upid": res.UPID, "previous_status": res.PreviousStatus,
+		"final_status": res.FinalStatus, "safety_backup": res.SafetyBackupVolID,
+	})
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// Read keeps the state as it is: a restore is a past event, and dropping it
+// from the state would make the next apply restore again without being asked.
+// A vanished target guest is only logged.
+func (r *restoreResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state restoreModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || r.data == nil {
+		return
+	}
+	vmid := int(state.VMID.ValueInt64())
+	if _, err := r.data.client.FindGuest(ctx, vmid); err != nil {
+		if pve.IsNotFound(err) {
+			tflog.Warn(ctx, "the restored guest no longer exists; keeping the restore in state (it is not re-run)",
+				map[string]any{"vmid": vmid, "task_id": state.TaskID.ValueString()})
+		} else {
+			tflog.Warn(ctx, "could not look up the restored guest; keeping the restore in state",
+				map[string]any{"vmid": vmid, "error": err.Error()})
+		}
+	}
+	// Nothing to refresh: state stays exactly as the restore left it.
+}
+
+// Update only happens for changes that need no new run (timeouts): every
+// other argument requires replacement. It stores the plan, keeping the
+// results of the run.
+func (r *restoreResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state restoreModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	plan.ID = state.ID
+	plan.TaskID = state.TaskID
+	plan.Node = state.Node
+	plan.RestoredAt = state.RestoredAt
+	plan.PreviousStatus = state.PreviousStatus
+	plan.SafetyBackupVolID = state.SafetyBackupVolID
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// Delete only forgets the restore: the guest and the data restored onto it
+// stay as they are. Undoing a restore means restoring another backup (such
+// as safety_backup_volid).
+func (r *restoreResource) Delete(ctx context.Context, req resource.DeleteRequest, _ *resource.DeleteResponse) {
+	var state restoreModel
+	if diags := req.State.Get(ctx, &state); !diags.HasError() {
+		tflog.Info(ctx, "forgetting the restore; the guest is left as it is",
+			map[string]any{"vmid": state.VMID.ValueInt64(), "task_id": state.TaskID.ValueString()})
+	}
+}
+
+// backupVolIDValidator checks the shape of a backup volume ID at plan time.
+type backupVolIDValidator struct{}
+
+var _ validator.String = backupVolIDValidator{}
+
+func (backupVolIDValidator) Description(context.Context) string {
+	return "a backup volume ID: STORAGE:backup/vzdump-<lxc|qemu>-<vmid>-<YYYY_MM_DD-HH_MM_SS>.<ext> or STORAGE:backup/<ct|vm>/<vmid>/<time>"
+}
+
+func (v backupVolIDValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (backupVolIDValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if _, err := pve.ParseBackupVolID(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid backup volume ID", err.Error())
+	}
+}
+
+// durationValidator checks a Go duration string ("90s", "3m", "1h30m").
+type durationValidator struct {
+	min time.Duration
+}
+
+var _ validator.String = durationValidator{}
+
+func (v durationValidator) Description(context.Context) string {
+	return fmt.Sprintf("a duration such as 90s, 3m or 1h, at least %s", v.min)
+}
+
+func (v durationValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v durationValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	d, err := time.ParseDuration(req.ConfigValue.ValueString())
+	switch {
+	case err != nil:
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid duration",
+			fmt.Sprintf("expected a duration such as 90s, 3m or 1h, got %q.", req.ConfigValue.ValueString()))
+	case d < v.min:
+		resp.Diagnostics.AddAttributeError(req.Path, "Duration too short",
+			fmt.Sprintf("must be at least %s, got %s.", v.min, d))
+	}
+}
