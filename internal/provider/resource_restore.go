@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -12,8 +14,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
@@ -80,15 +80,18 @@ func (r *restoreResource) Configure(_ context.Context, req resource.ConfigureReq
 }
 
 func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	const again = "Changing this restores the backup again."
-	rs := []planmodifier.String{stringplanmodifier.RequiresReplace()}
-	rb := []planmodifier.Bool{boolplanmodifier.RequiresReplace()}
-	ri := []planmodifier.Int64{int64planmodifier.RequiresReplace()}
+	// Only triggers re-run a restore. A backup argument that follows
+	// data.proxmoxapp_backups.x.latest.volid changes whenever a new backup is
+	// taken; re-running on that would overwrite the guest without anyone
+	// asking, so such changes are only recorded.
+	const again = "Changing it later is recorded without restoring again; change `triggers` to restore again."
 	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Restores a backup onto a Proxmox VE guest. This is an action: creating the resource runs " +
-			"the restore once, and it runs again only when an argument changes (use `triggers` to ask for another run).\n\n" +
+			"the restore once, and it runs again only when `triggers` change. Changes to any other argument are recorded " +
+			"in place without restoring (so `backup = data.proxmoxapp_backups.x.latest.volid` does not roll the guest " +
+			"back whenever a new backup appears); the plan warns about them.\n\n" +
 			"Over an existing guest it first takes a **safety backup** of the guest's current state (on by default; " +
 			"its volume ID is exported as `safety_backup_volid`), shuts the guest down (and stops it after " +
 			"`shutdown_timeout`), restores with overwrite, and starts the guest again if it was running (or as `start` " +
@@ -108,17 +111,18 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"vmid": schema.Int64Attribute{
 				MarkdownDescription: "ID of the guest to restore onto (100–999999999). It may differ from the vmid the " +
 					"backup was taken of; a vmid that does not exist is created. " + again,
-				Required:      true,
-				Validators:    vmidValidators(),
-				PlanModifiers: ri,
+				Required:   true,
+				Validators: vmidValidators(),
 			},
 			"backup": schema.StringAttribute{
 				MarkdownDescription: "Volume ID of the backup to restore, e.g. `local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst` " +
 					"or `pbs:backup/ct/100/2025-10-04T12:00:00Z` (typically `data.proxmoxapp_backups.<name>.latest.volid` or " +
-					"`proxmoxapp_backup.<name>.volid`). A container backup restores onto a container, a VM backup onto a VM. " + again,
-				Required:      true,
-				Validators:    []validator.String{backupVolIDValidator{}},
-				PlanModifiers: rs,
+					"`proxmoxapp_backup.<name>.volid`). A container backup restores onto a container, a VM backup onto a VM. " +
+					"When it follows `latest` of a listing, keep the safety backups out of that listing (`safety_backup_storage` " +
+					"on another storage, or the data source's `storage` filter): otherwise the safety backup becomes the next " +
+					"`latest`. " + again,
+				Required:   true,
+				Validators: []validator.String{backupVolIDValidator{}},
 			},
 			"node": schema.StringAttribute{
 				MarkdownDescription: "Node to restore on. Defaults to the guest's node, or for a new guest the first node " +
@@ -126,61 +130,54 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:      true,
 				Computed:      true,
 				Validators:    nodeValidators(),
-				PlanModifiers: append(append([]planmodifier.String{}, keep...), rs...),
+				PlanModifiers: keep,
 			},
 			"storage": schema.StringAttribute{
 				MarkdownDescription: "Target storage for the restored root filesystem / disks. A container needs a storage " +
 					"with `rootdir` content. Defaults to the storage of the guest's current root filesystem (containers), " +
 					"the storages recorded in the backup (VMs), or for a new container the first storage that can hold " +
 					"containers. " + again,
-				Optional:      true,
-				Validators:    storageValidators(),
-				PlanModifiers: rs,
+				Optional:   true,
+				Validators: storageValidators(),
 			},
 			"start": schema.BoolAttribute{
 				MarkdownDescription: "Whether the guest runs after the restore. Defaults to its power state before the " +
 					"restore (a new guest stays stopped). " + again,
-				Optional:      true,
-				PlanModifiers: rb,
+				Optional: true,
 			},
 			"unique": schema.BoolAttribute{
 				MarkdownDescription: "Give the restored guest new unique properties (random MAC addresses), e.g. when " +
 					"restoring a copy next to the original. Defaults to `false`. " + again,
-				Optional:      true,
-				Computed:      true,
-				Default:       booldefault.StaticBool(false),
-				PlanModifiers: rb,
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
 			},
 			"bandwidth_limit": schema.Int64Attribute{
 				MarkdownDescription: "Restore I/O bandwidth limit in KiB/s (`bwlimit`); unset means PVE's configured " +
 					"restore limit. " + again,
-				Optional:      true,
-				Validators:    []validator.Int64{int64validator.AtLeast(0)},
-				PlanModifiers: ri,
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},
 			"safety_backup": schema.BoolAttribute{
 				MarkdownDescription: "Back up the guest's current state before overwriting it (default `true`). Its " +
 					"volume ID is exported as `safety_backup_volid`; restore it from there if the restore fails or was a " +
 					"mistake. Not taken for a new guest. " + again,
-				Optional:      true,
-				Computed:      true,
-				Default:       booldefault.StaticBool(true),
-				PlanModifiers: rb,
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(true),
 			},
 			"safety_backup_storage": schema.StringAttribute{
 				MarkdownDescription: "Storage for the safety backup. Defaults to the storage of `backup`. " + again,
 				Optional:            true,
 				Validators:          storageValidators(),
-				PlanModifiers:       rs,
 			},
 			"shutdown_timeout": schema.StringAttribute{
 				MarkdownDescription: "How long a running guest gets to shut down gracefully before it is stopped, as a " +
 					"duration such as `90s`, `3m` or `1h` (default `3m`). " + again,
-				Optional:      true,
-				Computed:      true,
-				Default:       stringdefault.StaticString(defaultShutdownTimeout),
-				Validators:    []validator.String{durationValidator{min: time.Second}},
-				PlanModifiers: rs,
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(defaultShutdownTimeout),
+				Validators: []validator.String{durationValidator{min: time.Second}},
 			},
 			"triggers": schema.MapAttribute{
 				MarkdownDescription: "Arbitrary values that, when changed, run the restore again, e.g. " +
@@ -221,8 +218,15 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 // is not the guest's. It needs one cluster lookup and only runs when a
 // restore is planned; anything it cannot decide is left to the apply.
 func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || !req.State.Raw.IsNull() || r.data == nil {
-		return // destroy, an update of an existing run, or no client yet
+	if req.Plan.Raw.IsNull() {
+		return // destroy
+	}
+	if !req.State.Raw.IsNull() {
+		warnRecordedWithoutRestore(ctx, req, resp)
+		return
+	}
+	if r.data == nil {
+		return // no client yet
 	}
 	var plan restoreModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -256,6 +260,41 @@ func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("guest %d is on node %s, not on node %s: PVE can only restore over a guest on its own node. "+
 				"Leave node unset or set it to %q.", vmid, g.Node, node.ValueString(), g.Node))
 	}
+}
+
+// warnRecordedWithoutRestore tells the user, at plan time, that changed
+// arguments of an existing restore do not restore again unless triggers change.
+func warnRecordedWithoutRestore(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	var plan, state restoreModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !plan.Triggers.Equal(state.Triggers) {
+		return // a triggers change replaces the resource: a new restore, as asked
+	}
+	changed := map[string]bool{
+		"vmid":                  !plan.VMID.Equal(state.VMID),
+		"backup":                !plan.Backup.Equal(state.Backup),
+		"storage":               !plan.Storage.Equal(state.Storage),
+		"start":                 !plan.Start.Equal(state.Start),
+		"unique":                !plan.Unique.Equal(state.Unique),
+		"bandwidth_limit":       !plan.BandwidthLimit.Equal(state.BandwidthLimit),
+		"safety_backup":         !plan.SafetyBackup.Equal(state.SafetyBackup),
+		"safety_backup_storage": !plan.SafetyBackupStorage.Equal(state.SafetyBackupStorage),
+		"shutdown_timeout":      !plan.ShutdownTimeout.Equal(state.ShutdownTimeout),
+	}
+	var names []string
+	for name, c := range changed {
+		if c {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	resp.Diagnostics.AddWarning("This change does not restore again",
+		fmt.Sprintf("Changed: %s. The restore already ran, so the new values are only recorded and guest %s is "+
+			"not touched. To restore again, change triggers.", strings.Join(names, ", "), state.VMID.String()))
 }
 
 func guestKind(t string) string {

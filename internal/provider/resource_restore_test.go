@@ -604,3 +604,88 @@ func fileExists(p string) error {
 	}
 	return nil
 }
+
+// TestAccRestore_newLatestDoesNotRestoreAgain guards the most dangerous
+// pattern in the docs: backup = data.proxmoxapp_backups.x.latest.volid. A new
+// backup changes "latest"; that must be recorded, with a warning, and must
+// not roll the guest back. Only triggers restore again.
+func TestAccRestore_newLatestDoesNotRestoreAgain(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	root := env.Sim.GuestRootfs(100)
+	cfg := func(version, run string) string {
+		return env.ProviderConfig() + fmt.Sprintf(`
+resource "proxmoxapp_backup" "b" {
+  vmid     = 100
+  storage  = "local"
+  triggers = { version = %q }
+}
+
+data "proxmoxapp_backups" "app" {
+  vmid       = 100
+  storage    = "local"
+  depends_on = [proxmoxapp_backup.b]
+}
+
+resource "proxmoxapp_restore" "r" {
+  vmid     = 100
+  backup   = data.proxmoxapp_backups.app.latest.volid
+  triggers = { run = %q }
+  # Elsewhere, so that the safety backup does not become "latest" itself.
+  safety_backup_storage = "nas"
+}
+`, version, run)
+	}
+	var firstTask string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() { writeGuestFile(t, root, markerPath, "v1\n") },
+				Config:    cfg("1", "a"),
+				Check: func(s *terraform.State) error {
+					firstTask = s.RootModule().Resources[restoreAddr].Primary.Attributes["task_id"]
+					return nil
+				},
+			},
+			{
+				// The app moves on and a new backup becomes "latest".
+				PreConfig: func() { writeGuestFile(t, root, markerPath, "v2 after the upgrade\n") },
+				Config:    cfg("2", "a"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("proxmoxapp_backup.b", plancheck.ResourceActionDestroyBeforeCreate),
+					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrPair(restoreAddr, "backup", "proxmoxapp_backup.b", "volid"),
+					func(s *terraform.State) error {
+						if got := s.RootModule().Resources[restoreAddr].Primary.Attributes["task_id"]; got != firstTask {
+							return fmt.Errorf("the restore ran again (task %s, first was %s)", got, firstTask)
+						}
+						b, err := os.ReadFile(filepath.Join(root, markerPath))
+						if err != nil || string(b) != "v2 after the upgrade\n" {
+							return fmt.Errorf("guest 100 was rolled back without being asked: marker %q (%v)", b, err)
+						}
+						return nil
+					},
+				),
+			},
+			{
+				// Asked for through triggers: now it restores the new latest.
+				PreConfig: func() { writeGuestFile(t, root, markerPath, "v3 broken\n") },
+				Config:    cfg("2", "b"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionDestroyBeforeCreate),
+				}},
+				Check: func(*terraform.State) error {
+					b, err := os.ReadFile(filepath.Join(root, markerPath))
+					if err != nil || string(b) != "v2 after the upgrade\n" {
+						return fmt.Errorf("marker after the asked-for restore: %q (%v)", b, err)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
