@@ -32,7 +32,11 @@ func Live() bool { return os.Getenv("PROXMOX_VE_ENDPOINT") != "" }
 // New returns the environment for one test. Against the simulator each test
 // gets its own instance, so tests run in parallel without sharing guests or
 // the node-wide vzdump lock.
-func New(t *testing.T) *Env {
+func New(t *testing.T) *Env { return NewWithConfig(t, nil) }
+
+// NewWithConfig is New with a simulator inventory of the test's own (nil:
+// the default one). Against a real node the configuration is ignored.
+func NewWithConfig(t *testing.T, cfg *pvesim.Config) *Env {
 	t.Helper()
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance tests need TF_ACC=1 (make test sets it)")
@@ -47,6 +51,7 @@ func New(t *testing.T) *Env {
 	}
 	sim, err := pvesim.Start(pvesim.Options{
 		DataDir: t.TempDir(),
+		Config:  cfg,
 		// Fast enough for a quick suite, slow enough that every task is
 		// really waited for.
 		Throughput:   512 << 20,

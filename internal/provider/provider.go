@@ -211,11 +211,10 @@ func resolveProviderConfig(cfg providerModel, getenv func(string) string) (pve.C
 		out.CACertPEM = []byte(caCert)
 	}
 
-	switch {
-	case out.Endpoint == "":
+	if out.Endpoint == "" {
 		diags.attr("endpoint", "Missing Proxmox VE endpoint",
 			"Set endpoint in the provider block or the "+envEndpoint+" environment variable, e.g. https://pve.example.com:8006/.")
-	default:
+	} else {
 		u, err := url.Parse(out.Endpoint)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			diags.attr("endpoint", "Malformed Proxmox VE endpoint",

@@ -6,16 +6,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
 )
 
 // protoV6ProviderFactories runs the provider in-process for every test.
@@ -135,4 +140,103 @@ func toInt64(v any) int64 {
 		return int64(n)
 	}
 	return -1
+}
+
+// TestAccProvider_authAndTLS: a password login works like a token; TLS is
+// verified by default, so an unpinned self-signed CA is refused with a clear
+// error, and insecure = true is the explicit way out.
+func TestAccProvider_authAndTLS(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	const backup = `
+resource "proxmoxapp_backup" "test" {
+  vmid    = 100
+  storage = "local"
+}
+`
+	withProvider := func(body string) string {
+		return fmt.Sprintf("provider \"proxmoxapp\" {\n  endpoint = %q\n%s\n}\n", env.Sim.Endpoint(), body) + backup
+	}
+	ca := fmt.Sprintf("  ca_cert = <<-EOT\n%s\n  EOT", strings.TrimSpace(string(env.Sim.CAPEM())))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      withProvider(fmt.Sprintf("  api_token = %q", env.Sim.APIToken())),
+				ExpectError: regexp.MustCompile(`(?s)certificate signed by unknown authority.*pin the cluster.s CA with\s+ca_cert`),
+			},
+			{
+				Config:      withProvider("  username = \"root@pam\"\n  password = \"wrong\"\n" + ca),
+				ExpectError: regexp.MustCompile(`login as root@pam failed.*HTTP 401 authentication\s+failure`),
+			},
+			{
+				Config:            withProvider("  username = \"root@pam\"\n  password = \"pvesim\"\n" + ca),
+				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr}},
+			},
+			{
+				Config:           withProvider(fmt.Sprintf("  api_token = %q\n  insecure = true", env.Sim.APIToken())),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+}
+
+// TestAccProvider_secretsNeverLogged runs a password login and a token apply
+// with TRACE logging of Terraform and the provider into one file, and checks
+// that neither secret appears there while the provider's own lines (the
+// vzdump task log) do. It is not parallel: the log settings are process-wide,
+// and Go runs it before the parallel tests start.
+func TestAccProvider_secretsNeverLogged(t *testing.T) {
+	// A password no log line could hold by accident.
+	password := fmt.Sprintf("pw-%d-secret", time.Now().UnixNano())
+	cfg := pvesim.DefaultConfig()
+	for i := range cfg.Users {
+		if cfg.Users[i].ID == "root@pam" {
+			cfg.Users[i].Password = password
+		}
+	}
+	env := acctest.NewWithConfig(t, cfg)
+	env.RequireSim(t)
+	logFile := filepath.Join(t.TempDir(), "trace.log")
+	t.Setenv("TF_ACC_LOG_PATH", logFile)
+	tokenSecret := env.Sim.APIToken()[strings.LastIndex(env.Sim.APIToken(), "=")+1:]
+
+	// Secrets come from the environment, as in CI pipelines: the test
+	// framework itself logs each step's configuration verbatim.
+	t.Setenv(envCACert, env.Sim.CAPath())
+	providerBlock := fmt.Sprintf("provider \"proxmoxapp\" {\n  endpoint = %q\n}\n", env.Sim.Endpoint())
+	backup := "\nresource \"proxmoxapp_backup\" \"test\" {\n  vmid    = 100\n  storage = \"local\"\n}\n"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() { t.Setenv(envAPIToken, env.Sim.APIToken()) },
+				Config:    providerBlock + backup,
+			},
+			{
+				PreConfig: func() {
+					t.Setenv(envAPIToken, "")
+					t.Setenv(envUsername, "root@pam")
+					t.Setenv(envPassword, password)
+				},
+				Config: providerBlock + backup,
+			},
+		},
+	})
+
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	if !strings.Contains(log, "creating vzdump archive") {
+		t.Fatalf("the trace log (%d bytes) lacks the vzdump task lines; is provider logging captured at all?", len(b))
+	}
+	if i := strings.Index(log, tokenSecret); i >= 0 {
+		t.Errorf("the API token secret appears in the trace log: ...%s...", log[max(0, i-300):min(len(log), i+50)])
+	}
+	if strings.Contains(log, password) {
+		t.Errorf("the password appears in the trace log")
+	}
 }

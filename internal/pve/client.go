@@ -48,7 +48,7 @@ type Client struct {
 
 const (
 	ticketLifetime = 2 * time.Hour
-	// renew well before PVE's two-hour expiry
+	// renew well before PVE's two-hour expiry.
 	ticketRenewAfter = 90 * time.Minute
 	defaultUserAgent = "terraform-provider-proxmoxapp"
 	getAttempts      = 3
@@ -279,7 +279,17 @@ type netError struct {
 }
 
 func (e *netError) Error() string {
-	return fmt.Sprintf("%s %s: %v", e.method, e.path, e.err)
+	msg := fmt.Sprintf("%s %s: %v", e.method, e.path, e.err)
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(e.err, &unknownCA):
+		msg += " (the server's certificate is not signed by a trusted CA: pin the cluster's CA with ca_cert / " +
+			"PROXMOX_VE_CA_CERT, e.g. /etc/pve/pve-root-ca.pem, or set insecure = true)"
+	case errors.As(e.err, &hostname):
+		msg += " (the certificate does not name this host: use the endpoint name the certificate was issued for)"
+	}
+	return msg
 }
 func (e *netError) Unwrap() error { return e.err }
 

@@ -116,7 +116,7 @@ func (c *Client) powerAction(ctx context.Context, node string, vmid int, guestTy
 }
 
 // waitStatus polls status/current until the guest reaches want or the timeout ends.
-func (c *Client) waitStatus(ctx context.Context, node string, vmid int, guestType, want string, timeout time.Duration) (string, error) {
+func (c *Client) waitStatus(ctx context.Context, node string, vmid int, guestType, want string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	poll := c.newPoller()
 	last := ""
@@ -125,17 +125,17 @@ func (c *Client) waitStatus(ctx context.Context, node string, vmid int, guestTyp
 		if err == nil {
 			last = g.Status
 			if g.Status == want {
-				return last, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			if err != nil {
-				return last, err
+				return err
 			}
-			return last, fmt.Errorf("guest %d on node %s is %s, not %s, after %s", vmid, node, last, want, timeout)
+			return fmt.Errorf("guest %d on node %s is %s, not %s, after %s", vmid, node, last, want, timeout)
 		}
 		if err := poll.wait(ctx); err != nil {
-			return last, err
+			return err
 		}
 	}
 }

@@ -231,7 +231,7 @@ func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
 				return r.fail(ctx, "start", err)
 			}
 		}
-		if _, err := c.waitStatus(ctx, r.node, o.VMID, r.guestType, "running", startConfirmTimeout); err != nil {
+		if err := c.waitStatus(ctx, r.node, o.VMID, r.guestType, "running", startConfirmTimeout); err != nil {
 			return r.fail(ctx, "confirm running", err)
 		}
 	}
@@ -359,7 +359,7 @@ func (r *restoreRun) shutdown(ctx context.Context) error {
 	err := c.powerAction(sctx, r.node, r.opts.VMID, r.guestType, "shutdown", map[string]any{"timeout": secs}, r.progress)
 	cancel()
 	if err == nil {
-		if _, werr := c.waitStatus(ctx, r.node, r.opts.VMID, r.guestType, "stopped", 5*time.Second); werr == nil {
+		if werr := c.waitStatus(ctx, r.node, r.opts.VMID, r.guestType, "stopped", 5*time.Second); werr == nil {
 			return nil
 		}
 	}
@@ -378,7 +378,7 @@ func (r *restoreRun) shutdown(ctx context.Context) error {
 		}
 		return serr
 	}
-	if _, werr := c.waitStatus(ctx, r.node, r.opts.VMID, r.guestType, "stopped", 30*time.Second); werr != nil {
+	if werr := c.waitStatus(ctx, r.node, r.opts.VMID, r.guestType, "stopped", 30*time.Second); werr != nil {
 		return werr
 	}
 	return nil

@@ -268,7 +268,7 @@ type fakeTask struct {
 	logCalls []string
 }
 
-func (f *fakeTask) handler(t *testing.T, upid string) http.Handler {
+func (f *fakeTask) handler(upid string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api2/json/nodes/pve1/tasks/"+upid+"/status", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -319,7 +319,7 @@ func TestWaitTaskClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := &fakeTask{}
-			c := newUnitClient(t, f.handler(t, unitUPID))
+			c := newUnitClient(t, f.handler(unitUPID))
 			go func() {
 				for i, l := range tc.lines {
 					time.Sleep(3 * time.Millisecond)
@@ -370,7 +370,7 @@ func manyLines(n int) []string {
 func TestWaitTaskQuickAndCancel(t *testing.T) {
 	t.Parallel()
 	f := &fakeTask{lines: []string{"TASK OK"}, exit: "OK"}
-	srv := httptest.NewServer(f.handler(t, unitUPID))
+	srv := httptest.NewServer(f.handler(unitUPID))
 	defer srv.Close()
 	c, err := NewClient(context.Background(), Config{Endpoint: srv.URL, APIToken: testToken})
 	if err != nil {
@@ -385,7 +385,7 @@ func TestWaitTaskQuickAndCancel(t *testing.T) {
 	}
 
 	running := &fakeTask{lines: []string{"INFO: working"}}
-	c2 := newUnitClient(t, running.handler(t, unitUPID))
+	c2 := newUnitClient(t, running.handler(unitUPID))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err = c2.waitTask(ctx, unitUPID, nil)
@@ -397,7 +397,7 @@ func TestWaitTaskQuickAndCancel(t *testing.T) {
 func TestWaitTaskToleratesTransientErrors(t *testing.T) {
 	t.Parallel()
 	f := &fakeTask{lines: []string{"INFO: x", "TASK OK"}, exit: "OK"}
-	inner := f.handler(t, unitUPID)
+	inner := f.handler(unitUPID)
 	var n atomic.Int32
 	c := newUnitClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/status") && n.Add(1) <= 2 {
@@ -609,7 +609,7 @@ func TestDeleteBackupProtectedInTask(t *testing.T) {
 	volid := "local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst"
 	f := &fakeTask{lines: []string{"TASK ERROR: cannot remove protected volume 'backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst' on 'local'"},
 		exit: "cannot remove protected volume 'backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst' on 'local'"}
-	tasks := f.handler(t, upid)
+	tasks := f.handler(upid)
 	var deleted atomic.Bool
 	c := newUnitClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {

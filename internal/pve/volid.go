@@ -24,7 +24,7 @@ type BackupName struct {
 
 var (
 	reVolID = regexp.MustCompile(`(?i)^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$`)
-	// dir archives: the standard vzdump name (STO Storage.pm / Plugin.pm)
+	// dir archives: the standard vzdump name (STO Storage.pm / Plugin.pm).
 	reDirBackup = regexp.MustCompile(`^backup/(vzdump-(lxc|openvz|qemu)-([1-9][0-9]{2,8})-(.+?))\.(tgz|(?:tar|vma)(?:\.(?:gz|lzo|zst|bz2))?)$`)
 	reDirTime   = regexp.MustCompile(`^(\d{4})_(\d{2})_(\d{2})-(\d{2})_(\d{2})_(\d{2})$`)
 	rePBSBackup = regexp.MustCompile(`^backup/(ct|vm)/([1-9][0-9]{2,8})/([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)$`)

@@ -408,7 +408,7 @@ func rootfsSize(root string, excl func(string) bool) int64 {
 	var n int64
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // skip unreadable entries: the size only paces the simulated work
 		}
 		rel, _ := filepath.Rel(root, p)
 		if rel != "." && excl != nil && excl("/"+filepath.ToSlash(rel)) {
@@ -744,7 +744,7 @@ type countingWriter struct {
 	limit int64 // <0: unlimited
 }
 
-var errNoSpace = errors.New("No space left on device")
+var errNoSpace = errors.New("No space left on device") //nolint:staticcheck // PVE's exact message
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.limit >= 0 && c.n+int64(len(p)) > c.limit {

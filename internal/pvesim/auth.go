@@ -20,14 +20,6 @@ type authInfo struct {
 	ticket bool
 }
 
-func (a *authInfo) tokenName() string {
-	if a.tok == nil {
-		return ""
-	}
-	_, n, _ := strings.Cut(a.authid, "!")
-	return n
-}
-
 var reTokenHeader = regexp.MustCompile(`(?:^|\s)PVEAPIToken(?:=| )([^;]*)`)
 var reCookieHeader = regexp.MustCompile(`(?:^|\s)PVEAuthCookie=([^;]*)`)
 

@@ -36,9 +36,6 @@ func (g *guest) name() string {
 	return fmt.Sprintf("VM %d", g.vmid)
 }
 
-// guestName as used by {{guestname}}.
-func (g *guest) guestName() string { return g.name() }
-
 func (g *guest) lock() string { return g.conf.get("lock") }
 
 func (g *guest) setLock(l string) {
@@ -61,7 +58,7 @@ func newConf() *guestConf { return &guestConf{kv: map[string]string{}} }
 
 func (c *guestConf) get(k string) string { return c.kv[k] }
 func (c *guestConf) set(k, v string)     { c.kv[k] = v }
-func (c *guestConf) del(k string)        { delete(c.kv, k) }
+func (c *guestConf) del(k string)        { delete(c.kv, k) } //nolint:unparam // generic accessor, like get and set
 
 func (c *guestConf) clone() *guestConf {
 	n := newConf()

@@ -28,7 +28,7 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	add("GET", "/nodes", nil, h((*Sim).hNodes))
 	add("GET", "/nodes/{node}/status", nil, h((*Sim).hNodeStatus))
 	add("GET", "/nodes/{node}/version", nil, h((*Sim).hVersion))
-	add("GET", "/nodes/{node}/storage", schema{"content": pdS(), "enabled": pdB(), "storage": pdStorage(false), "target": pdS(), "format": pdB()}, h((*Sim).hStorageIndex))
+	add("GET", "/nodes/{node}/storage", schema{"content": pdS(), "enabled": pdB(), "storage": pdStorage(), "target": pdS(), "format": pdB()}, h((*Sim).hStorageIndex))
 	add("GET", "/nodes/{node}/storage/{storage}/status", nil, h((*Sim).hStorageStatus))
 	add("GET", "/nodes/{node}/storage/{storage}/content", schema{"content": pdE(contentEnum...), "vmid": pdVMID(false)}, h((*Sim).hContentList))
 	add("GET", "/nodes/{node}/storage/{storage}/content/{volume}", nil, h((*Sim).hContentGet))
@@ -36,7 +36,7 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	add("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"delay": pdI(1, 30)}, h((*Sim).hContentDelete))
 	add("POST", "/nodes/{node}/vzdump", vzdumpSchema(), h((*Sim).hVzdump))
 	add("GET", "/nodes/{node}/vzdump/extractconfig", schema{"volume": pdS().required()}, h((*Sim).hExtractConfig))
-	add("GET", "/nodes/{node}/vzdump/defaults", schema{"storage": pdStorage(false)}, h((*Sim).hVzdumpDefaults))
+	add("GET", "/nodes/{node}/vzdump/defaults", schema{"storage": pdStorage()}, h((*Sim).hVzdumpDefaults))
 	add("GET", "/nodes/{node}/tasks", schema{"start": pdImin(0), "limit": pdImin(0), "userfilter": pdS(), "typefilter": pdS(),
 		"vmid": pdVMID(false), "errors": pdB(), "source": pdE("archive", "active", "all"), "since": pdImin(0), "until": pdImin(0), "statusfilter": pdS()}, h((*Sim).hTaskList))
 	add("GET", "/nodes/{node}/tasks/{upid}/status", nil, h((*Sim).hTaskStatus))
@@ -49,7 +49,6 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	})
 	add("DELETE", "/nodes/{node}/tasks/{upid}", nil, h((*Sim).hTaskStop))
 	for _, typ := range []string{"lxc", "qemu"} {
-		typ := typ
 		add("GET", "/nodes/{node}/"+typ, schema{"full": pdB()}, func(rq *request) (any, error) { return rq.s.hGuestList(rq, typ) })
 		add("GET", "/nodes/{node}/"+typ+"/{vmid}", nil, func(rq *request) (any, error) {
 			if _, err := rq.s.guestFor(rq, typ); err != nil {
@@ -68,7 +67,6 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", schema{"purge": pdB(), "force": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()},
 			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) })
 		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
-			action := action
 			sc := schema{"skiplock": pdB(), "timeout": pdImin(0), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
 			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) })
 		}
@@ -521,9 +519,9 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		defer s.mu.Unlock()
 		l := g.lock()
 		if s.guests[g.vmid] != g {
-			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node))
+			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
 		}
-		if l != "" && !skip && !(l == "mounted" && typ == "lxc") {
+		if l != "" && !skip && (l != "mounted" || typ != "lxc") {
 			if typ == "qemu" && action == "start" && l == "backup" && g.status == "paused" {
 				g.status = "running"
 				return nil

@@ -153,10 +153,10 @@ func backup(t *testing.T, s *Sim, node string, vmid int, extra url.Values) (stri
 	}
 	upid := startTask(t, s, "POST", "/nodes/"+node+"/vzdump", v)
 	st := waitTask(t, s, upid)
-	return volidFromLog(t, v.Get("storage"), taskLog(t, s, upid)), st
+	return volidFromLog(v.Get("storage"), taskLog(t, s, upid)), st
 }
 
-func volidFromLog(t *testing.T, storage string, lines []string) string {
+func volidFromLog(storage string, lines []string) string {
 	for _, l := range lines {
 		if i := strings.Index(l, "creating vzdump archive '"); i >= 0 {
 			p := strings.TrimSuffix(l[i+len("creating vzdump archive '"):], "'")

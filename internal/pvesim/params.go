@@ -25,13 +25,13 @@ func i64(v int64) *int64 { return &v }
 
 func pdS() pd               { return pd{t: "string"} }
 func pdB() pd               { return pd{t: "boolean"} }
-func pdI(min, max int64) pd { return pd{t: "integer", min: i64(min), max: i64(max)} }
-func pdImin(min int64) pd   { return pd{t: "integer", min: i64(min)} }
+func pdI(lo, hi int64) pd   { return pd{t: "integer", min: i64(lo), max: i64(hi)} }
+func pdImin(lo int64) pd    { return pd{t: "integer", min: i64(lo)} }
 func pdE(vals ...string) pd { return pd{t: "string", enum: vals} }
 func pdVMID(req bool) pd {
 	return pd{t: "integer", req: req, format: "pve-vmid", min: i64(100), max: i64(999999999)}
 }
-func pdStorage(req bool) pd    { return pd{t: "string", req: req, format: "pve-storage-id"} }
+func pdStorage() pd            { return pd{t: "string", format: "pve-storage-id"} }
 func (p pd) required() pd      { p.req = true; return p }
 func (p pd) needs(k string) pd { p.requires = k; return p }
 
@@ -134,7 +134,7 @@ func (sc schema) validate(raw rawParams, vars map[string]string) (*params, *apiE
 			continue
 		}
 		v := vs[len(vs)-1]
-		norm, msg := def.check(k, v)
+		norm, msg := def.check(v)
 		if msg != "" {
 			errs[k] = msg
 			continue
@@ -143,7 +143,7 @@ func (sc schema) validate(raw rawParams, vars map[string]string) (*params, *apiE
 	}
 	for k, v := range vars {
 		def := sc[k]
-		norm, msg := def.check(k, v)
+		norm, msg := def.check(v)
 		if msg != "" {
 			errs[k] = msg
 			continue
@@ -165,7 +165,7 @@ func (sc schema) validate(raw rawParams, vars map[string]string) (*params, *apiE
 }
 
 // check validates one scalar value and returns its normalised form.
-func (def pd) check(k string, v any) (string, string) {
+func (def pd) check(v any) (string, string) {
 	switch def.t {
 	case "boolean":
 		switch x := v.(type) {
@@ -242,7 +242,7 @@ func (def pd) check(k string, v any) (string, string) {
 		}
 	case "pve-node":
 		if !reNodeName.MatchString(s) {
-			return "", fmt.Sprintf("invalid format - value does not look like a valid node name")
+			return "", "invalid format - value does not look like a valid node name"
 		}
 	case "pve-vmid-list":
 		if !reVMIDList.MatchString(s) {

@@ -26,7 +26,7 @@ func lxcCreateSchema() schema {
 		"ostemplate":           pd{t: "string", req: true, maxLen: 255},
 		"restore":              pdB(),
 		"force":                pdB(),
-		"storage":              pdStorage(false),
+		"storage":              pdStorage(),
 		"unique":               pdB().needs("restore"),
 		"ignore-unpack-errors": pdB(),
 		"start":                pdB(),
@@ -57,13 +57,13 @@ func qemuCreateSchema() schema {
 		"archive":                pd{t: "string", maxLen: 255},
 		"force":                  pdB().needs("archive"),
 		"unique":                 pdB().needs("archive"),
-		"storage":                pdStorage(false),
+		"storage":                pdStorage(),
 		"live-restore":           pdB(),
 		"start":                  pdB(),
 		"bwlimit":                pdImin(0),
 		"pool":                   pdS(),
 		"ha-managed":             pdB(),
-		"import-working-storage": pdStorage(false),
+		"import-working-storage": pdStorage(),
 	}
 	for _, k := range qemuConfigKeys {
 		if _, ok := sc[k]; !ok {
@@ -123,11 +123,8 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 	g := s.guests[vmid]
 	exists := g != nil && g.node == n && g.typ == "lxc"
 	s.mu.Unlock()
-	if !(exists && restore && force) {
-		if g != nil {
-			return nil, err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
-		}
-	} else {
+	overwrite := exists && restore && force
+	if overwrite {
 		s.mu.Lock()
 		running, prot := g.status != "stopped", g.protected()
 		s.mu.Unlock()
@@ -137,9 +134,11 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 		if prot {
 			return nil, err500("unable to restore CT %d - protection mode enabled", vmid)
 		}
+	} else if g != nil {
+		return nil, err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
 	}
 	vmPath := fmt.Sprintf("/vms/%d", vmid)
-	if !s.can(a, vmPath, "VM.Allocate") && !(restore && force && exists && s.can(a, vmPath, "VM.Backup")) {
+	if !s.can(a, vmPath, "VM.Allocate") && (!overwrite || !s.can(a, vmPath, "VM.Backup")) {
 		return nil, permErr(vmPath, "VM.Allocate")
 	}
 	vol, archive, err := s.backupVolumeForRestore(a, n, p.str("ostemplate"), vmid)
@@ -250,7 +249,7 @@ func (s *Sim) restoreLXC(t *task, g *guest, vol *volume, archive string, tst *st
 	}
 	bconf := parseConf(confText)
 	if bconf.get("rootfs") == "" {
-		return errors.New("rootfs configuration could not be recovered, please check and specify manually!")
+		return errors.New("rootfs configuration could not be recovered, please check and specify manually!") //nolint:staticcheck // PVE's exact message
 	}
 	// destroy old volumes, allocate new ones
 	disksTouched = true
@@ -353,8 +352,9 @@ func (s *Sim) hQemuCreate(rq *request) (any, error) {
 	g := s.guests[vmid]
 	exists := g != nil && g.node == n && g.typ == "qemu"
 	s.mu.Unlock()
+	overwrite := force && exists
 	vmPath := fmt.Sprintf("/vms/%d", vmid)
-	if !s.can(a, vmPath, "VM.Allocate") && !(force && exists && s.can(a, vmPath, "VM.Backup")) {
+	if !s.can(a, vmPath, "VM.Allocate") && (!overwrite || !s.can(a, vmPath, "VM.Backup")) {
 		return nil, permErr(vmPath, "VM.Allocate")
 	}
 	if p.boolv("start", false) {

@@ -52,7 +52,6 @@ func regexpMust(p string) *regexp.Regexp { return regexp.MustCompile(p) }
 func TestRoundTripLXC(t *testing.T) {
 	t.Parallel()
 	for _, comp := range []string{"0", "gzip", "zstd", "lzo"} {
-		comp := comp
 		t.Run(comp, func(t *testing.T) {
 			t.Parallel()
 			s := startSim(t)

@@ -89,7 +89,6 @@ type node struct {
 	boot    time.Time
 	pstart  uint32
 	vzdump  chan struct{} // node-global vzdump lock (capacity 1)
-	running *task         // task holding the vzdump lock
 }
 
 type storage struct {
@@ -181,7 +180,11 @@ func Start(opts Options) (*Sim, error) {
 		return nil, err
 	}
 	s.ln = ln
-	addr := ln.Addr().(*net.TCPAddr)
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		_ = ln.Close()
+		return nil, fmt.Errorf("pvesim: listener address %v is not TCP", ln.Addr())
+	}
 	host := addr.IP.String()
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"

@@ -476,7 +476,9 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
-		return strings.ToLower(out[i]["volid"].(string)) < strings.ToLower(out[j]["volid"].(string))
+		vi, _ := out[i]["volid"].(string)
+		vj, _ := out[j]["volid"].(string)
+		return strings.ToLower(vi) < strings.ToLower(vj)
 	})
 	return out, nil
 }

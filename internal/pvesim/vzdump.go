@@ -18,7 +18,7 @@ func vzdumpSchema() schema {
 		"all":                       pdB(),
 		"exclude":                   {t: "string", format: "pve-vmid-list"},
 		"pool":                      pdS(),
-		"storage":                   pdStorage(false),
+		"storage":                   pdStorage(),
 		"dumpdir":                   pdS(),
 		"mode":                      pdE("snapshot", "suspend", "stop"),
 		"compress":                  pdE("0", "1", "gzip", "lzo", "zstd"),
@@ -474,7 +474,7 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	if job.p.boolv("protected", false) && st != nil {
 		limit := s.maxProtected(job.auth, st)
 		if limit >= 0 && s.countProtected(st, job.node, vmid) >= limit {
-			return fail(fmt.Errorf("The number of protected backups per guest is limited to %d on storage '%s'", limit, st.cfg.ID))
+			return fail(fmt.Errorf("The number of protected backups per guest is limited to %d on storage '%s'", limit, st.cfg.ID)) //nolint:staticcheck // PVE's exact message
 		}
 	}
 
@@ -515,7 +515,7 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 		gl.log("INFO", "started backup task '%s'", newUUID())
 	}
 
-	written, dataBytes, werr := s.writeArchive(t, job, st, g, typ, conf, archive, dat)
+	written, dataBytes, werr := s.writeArchive(t, job, st, g, typ, conf, dat)
 	if werr != nil {
 		if pbsName != "" {
 			_ = os.RemoveAll(filepath.Dir(archive))
@@ -619,7 +619,7 @@ func humanPVE(n int64) string {
 
 // writeArchive produces the archive at dat (renamed by the caller) while
 // pacing the work at the simulated throughput.
-func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ string, conf *guestConf, archive, dat string) (written, dataBytes int64, err error) {
+func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ string, conf *guestConf, dat string) (written, dataBytes int64, err error) {
 	var excl func(string) bool
 	var expected int64
 	if typ == "lxc" {
@@ -744,7 +744,7 @@ func parseRetention(s string) (*retention, error) {
 		parts = append(parts, kv)
 	}
 	if r.keepAll && len(r.keep) > 0 {
-		return nil, errors.New("keep-all cannot be set together with other options.")
+		return nil, errors.New("keep-all cannot be set together with other options.") //nolint:staticcheck // PVE's exact message
 	}
 	if !r.keepAll && len(r.keep) == 0 {
 		r.keepAll = true

@@ -371,8 +371,8 @@ func writeRaw(w http.ResponseWriter, status int, reason string, body []byte) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", status, reason)
 	_ = h.Write(buf)
-	buf.WriteString("\r\n")
-	buf.Write(body)
+	_, _ = buf.WriteString("\r\n")
+	_, _ = buf.Write(body)
 	_ = buf.Flush()
 }
 
