@@ -4,13 +4,16 @@
 package acctest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
 )
 
@@ -25,6 +28,9 @@ type Env struct {
 	// Node of VMID ("" against a real node: let the provider find it).
 	Node string
 }
+
+// liveNode serializes the tests that share the lab node's test guest.
+var liveNode sync.Mutex
 
 // Live reports whether the tests run against a real node.
 func Live() bool { return os.Getenv("PROXMOX_VE_ENDPOINT") != "" }
@@ -47,6 +53,10 @@ func NewWithConfig(t *testing.T, cfg *pvesim.Config) *Env {
 		if err != nil || storage == "" {
 			t.Fatal("against a real node set PROXMOXAPP_TEST_VMID (an LXC guest that may be backed up) and PROXMOXAPP_TEST_STORAGE (a backup storage)")
 		}
+		// One guest on one node: tests take turns, or a restore in one would
+		// lock the guest under another's backup.
+		liveNode.Lock()
+		t.Cleanup(liveNode.Unlock)
 		return &Env{VMID: vmid, Storage: storage}
 	}
 	sim, err := pvesim.Start(pvesim.Options{
@@ -108,4 +118,34 @@ func (e *Env) providerBlock(token string) string {
 // ArchivePath is where the simulator keeps a dir-storage backup's file.
 func (e *Env) ArchivePath(node, storage, filename string) string {
 	return e.Sim.StorageDumpDir(node, storage) + "/" + filename
+}
+
+// Client is a PVE client for the test's own checks and clean-up, talking to
+// the same simulator or node as the provider.
+func (e *Env) Client(t *testing.T) *pve.Client {
+	t.Helper()
+	cfg := pve.Config{UserAgent: "proxmoxapp-acctest"}
+	if e.Sim != nil {
+		cfg.Endpoint, cfg.APIToken, cfg.CACertPEM = e.Sim.Endpoint(), e.Sim.APIToken(), e.Sim.CAPEM()
+	} else {
+		cfg.Endpoint = os.Getenv("PROXMOX_VE_ENDPOINT")
+		cfg.APIToken = os.Getenv("PROXMOX_VE_API_TOKEN")
+		cfg.Username = os.Getenv("PROXMOX_VE_USERNAME")
+		cfg.Password = os.Getenv("PROXMOX_VE_PASSWORD")
+		cfg.Insecure, _ = strconv.ParseBool(os.Getenv("PROXMOX_VE_INSECURE"))
+		if ca := os.Getenv("PROXMOX_VE_CA_CERT"); strings.Contains(ca, "-----BEGIN") {
+			cfg.CACertPEM = []byte(ca)
+		} else if ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				t.Fatalf("PROXMOX_VE_CA_CERT: %v", err)
+			}
+			cfg.CACertPEM = pem
+		}
+	}
+	c, err := pve.NewClient(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("PVE client for the test: %v", err)
+	}
+	return c
 }

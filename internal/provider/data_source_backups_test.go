@@ -209,7 +209,7 @@ func TestAccBackups_readOnly(t *testing.T) {
 	env := acctest.New(t)
 	env.RequireSim(t)
 	ctx := context.Background()
-	client := simClient(t, env)
+	client := env.Client(t)
 	for _, st := range []string{"local", "nas"} {
 		if _, err := client.CreateBackup(ctx, pve.BackupOptions{VMID: 100, Storage: st, Compress: "zstd"}, nil); err != nil {
 			t.Fatal(err)
@@ -242,15 +242,6 @@ data "proxmoxapp_backups" "nas" {
 
 // simClient is a root client of the test's simulator, for setting the scene
 // outside Terraform.
-func simClient(t *testing.T, env *acctest.Env) *pve.Client {
-	t.Helper()
-	client, err := pve.NewClient(context.Background(), pve.Config{Endpoint: env.Sim.Endpoint(), APIToken: env.Sim.APIToken(), CACertPEM: env.Sim.CAPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
-}
-
 // waitPastSecond sleeps until the wall clock is past the second of an
 // RFC 3339 time, so the next backup gets a later name.
 func waitPastSecond(t *testing.T, rfc string) {

@@ -282,14 +282,6 @@ func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest,
 			return
 		}
 	}
-	if opts.NotesTemplate != "" && opts.Storage == "" {
-		// PVE refuses notes-template without storage; name the default explicitly
-		// rather than fail.
-		resp.Diagnostics.AddAttributeError(path.Root("storage"), "storage is required with notes",
-			"PVE stores notes only when the backup storage is named: set storage (e.g. \"local\") together with notes.")
-		return
-	}
-
 	tflog.Info(ctx, "starting vzdump", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
 	result, err := r.data.client.CreateBackup(ctx, opts, taskLogger(ctx, "vzdump"))
 	if err != nil {

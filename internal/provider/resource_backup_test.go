@@ -250,6 +250,8 @@ func TestAccBackup_guestKinds(t *testing.T) {
 		{"second node, shared nas, gzip", `vmid = 101
   storage = "nas"
   compress = "gzip"`, "tar.gz", "pve2", `^nas:backup/vzdump-lxc-101-.*\.tar\.gz$`},
+		{"default storage with notes", `vmid = 100
+  notes = "taken where PVE's default says"`, "tar.zst", "pve1", `^local:backup/vzdump-lxc-100-.*\.tar\.zst$`},
 		{"uncompressed stop mode", `vmid = 100
   storage = "local"
   compress = "none"

@@ -214,7 +214,7 @@ resource "proxmoxapp_restore" "r" {
 				// removes it, as PVE does): refreshing keeps the restore.
 				PreConfig: func() {
 					env.Sim.FailTask("vzrestore", 100, "No space left on device")
-					_, err := simClient(t, env).Restore(context.Background(), pve.RestoreOptions{VMID: 100, Backup: volid}, nil)
+					_, err := env.Client(t).Restore(context.Background(), pve.RestoreOptions{VMID: 100, Backup: volid}, nil)
 					if err == nil {
 						t.Fatal("the out-of-band restore did not fail")
 					}
@@ -684,6 +684,91 @@ resource "proxmoxapp_restore" "r" {
 						return fmt.Errorf("marker after the asked-for restore: %q (%v)", b, err)
 					}
 					return nil
+				},
+			},
+		},
+	})
+}
+
+// TestAccRestore_anyNode is the restore round trip that also runs against a
+// lab node (with PROXMOXAPP_TEST_DESTRUCTIVE=1): back up the test guest,
+// restore it over itself, and find the safety backup in the listing. The
+// simulator-only tests above check the files themselves.
+func TestAccRestore_anyNode(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireDestructive(t)
+	client := env.Client(t)
+	var safety string
+	t.Cleanup(func() {
+		// The safety backup is deliberately not managed by Terraform.
+		if safety != "" {
+			if err := client.DeleteBackup(context.Background(), "", safety, nil); err != nil {
+				t.Errorf("removing the safety backup %s: %v", safety, err)
+			}
+		}
+	})
+	base := env.ProviderConfig() + fmt.Sprintf(`
+resource "proxmoxapp_backup" "b" {
+  vmid    = %[1]d
+  storage = %[2]q
+  notes   = "proxmoxapp acceptance test"
+}
+
+resource "proxmoxapp_restore" "r" {
+  vmid                  = %[1]d
+  backup                = proxmoxapp_backup.b.volid
+  safety_backup_storage = %[2]q
+}
+`, env.VMID, env.Storage)
+	listing := fmt.Sprintf(`
+data "proxmoxapp_backups" "after" {
+  vmid    = %d
+  storage = %q
+}
+`, env.VMID, env.Storage)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: base,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("previous_status"), knownvalue.StringRegexp(regexp.MustCompile(`^(running|stopped)$`))),
+					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(regexp.MustCompile(`^UPID:[^:]+:.*:vzrestore:\d+:[^:]+:$`))),
+				},
+				Check: func(s *terraform.State) error {
+					a := s.RootModule().Resources[restoreAddr].Primary.Attributes
+					safety = a["safety_backup_volid"]
+					if safety == "" || safety == a["backup"] {
+						return fmt.Errorf("no safety backup distinct from the restored one: %q", safety)
+					}
+					// The guest runs again if it ran before.
+					g, err := client.FindGuest(context.Background(), env.VMID)
+					if err != nil {
+						return err
+					}
+					if g.Status != a["previous_status"] {
+						return fmt.Errorf("guest is %s after the restore, was %s before", g.Status, a["previous_status"])
+					}
+					return nil
+				},
+			},
+			{
+				// The listing shows both the backup and the safety backup,
+				// the safety backup (taken later) first.
+				Config: base + listing,
+				Check: func(s *terraform.State) error {
+					d := s.RootModule().Resources["data.proxmoxapp_backups.after"].Primary.Attributes
+					if d["latest.volid"] != safety {
+						return fmt.Errorf("latest is %s, want the safety backup %s", d["latest.volid"], safety)
+					}
+					want := s.RootModule().Resources["proxmoxapp_backup.b"].Primary.Attributes["volid"]
+					for i := 0; d[fmt.Sprintf("backups.%d.volid", i)] != ""; i++ {
+						if d[fmt.Sprintf("backups.%d.volid", i)] == want {
+							return nil
+						}
+					}
+					return fmt.Errorf("the restored backup %s is not listed", want)
 				},
 			},
 		},
