@@ -146,12 +146,19 @@ func (c *Client) taskLog(ctx context.Context, logPath string, start int) (taskLo
 	if err := c.getEnvelope(ctx, logPath, q, &raw); err != nil {
 		return taskLogPage{}, err
 	}
-	// "total" is only set when the log has lines; without it the single line
-	// is a placeholder ("no content", "unable to open file - ...").
-	if raw.Total <= 0 {
+	// A log with no lines yet (or no file yet) comes back as one placeholder
+	// line, with or without "total": taking it for line 1 would make the
+	// next read (start=1) skip the task's real first line.
+	if raw.Total <= 0 || (start == 0 && len(raw.Data) == 1 && isLogPlaceholder(raw.Data[0].T)) {
 		return taskLogPage{}, nil
 	}
 	return taskLogPage{lines: raw.Data, total: int(raw.Total)}, nil
+}
+
+// isLogPlaceholder recognises the line PVE's log reader answers for an empty
+// or missing task log (pve-common dump_logfile).
+func isLogPlaceholder(line string) bool {
+	return line == "no content" || strings.HasPrefix(line, "unable to open file - ")
 }
 
 // getEnvelope is a GET that decodes the whole answer (data and total).

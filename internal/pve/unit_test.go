@@ -286,7 +286,8 @@ func (f *fakeTask) handler(upid string) http.Handler {
 		start := 0
 		fmt.Sscan(r.URL.Query().Get("start"), &start)
 		if len(f.lines) == 0 {
-			json.NewEncoder(w).Encode(map[string]any{"data": []any{map[string]any{"n": 1, "t": "no content"}}})
+			// PVE counts its placeholder line in "total".
+			json.NewEncoder(w).Encode(map[string]any{"data": []any{map[string]any{"n": 1, "t": "no content"}}, "total": 1})
 			return
 		}
 		var out []any

@@ -58,7 +58,8 @@ func (s *Sim) authenticate(r *http.Request) (*authInfo, error) {
 	if ticket == "" {
 		return nil, unauthorized("No ticket")
 	}
-	if u, err := url.QueryUnescape(ticket); err == nil {
+	// uri_unescape: %XX only; '+' stays '+' (base64 signatures contain it)
+	if u, err := url.PathUnescape(ticket); err == nil {
 		ticket = u
 	}
 	userid, ok := s.verifyTicket(ticket)

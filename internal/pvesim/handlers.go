@@ -522,7 +522,9 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
 		}
 		if l != "" && !skip && (l != "mounted" || typ != "lxc") {
-			if typ == "qemu" && action == "start" && l == "backup" && g.status == "paused" {
+			// vm_start: a running VM with a backup lock is resumed in the
+			// existing QEMU instance (vm_resume; a no-op when not paused)
+			if typ == "qemu" && action == "start" && l == "backup" && (g.status == "paused" || g.status == "running") {
 				g.status = "running"
 				return nil
 			}

@@ -245,7 +245,9 @@ func (s *Sim) restoreLXC(t *task, g *guest, vol *volume, archive string, tst *st
 		return err
 	}
 	if kind != "lxc" {
-		return fmt.Errorf("got unexpected backup format '%s'", vol.format)
+		// pve-container reads ./etc/vzdump/pct.conf with tar (recover_config_from_tar
+		// -> extract_vzdump_config_tar), which finds none in a VMA archive.
+		return errors.New("ERROR: archive contains no configuration file")
 	}
 	bconf := parseConf(confText)
 	if bconf.get("rootfs") == "" {

@@ -242,17 +242,26 @@ func (s *Sim) hTaskStatus(rq *request) (any, error) {
 }
 
 func (s *Sim) hTaskLog(rq *request) (any, error) {
-	t, err := s.taskFromRequest(rq)
-	if err != nil {
-		return nil, err
+	upid := rq.vars["upid"]
+	m := reUPID.FindStringSubmatch(upid)
+	if m == nil {
+		return nil, paramErr1("upid", "unable to parse worker upid")
 	}
-	if !ownsTask(rq.auth, t) {
+	// ownership comes from the UPID itself (read_task_log does not check
+	// that the task exists)
+	owner := &task{user: m[8]}
+	if !ownsTask(rq.auth, owner) {
 		if err := s.checkAll(rq.auth, "/nodes/"+rq.vars["node"], "Sys.Audit"); err != nil {
 			return nil, err
 		}
 	}
 	if rq.p.boolv("download", false) && (rq.p.has("start") || rq.p.has("limit")) {
 		return nil, paramErr1("download", "option conflicts with option 'start'")
+	}
+	t := s.findTask(upid)
+	if t == nil || m[1] != rq.vars["node"] {
+		// the log file is not on this node: dump_logfile's open error
+		return withTotal{data: []map[string]any{{"n": 1, "t": "unable to open file - No such file or directory"}}, total: 1}, nil
 	}
 	lines, _, _, _ := t.snapshot()
 	start := int(rq.p.intv("start", 0))
@@ -261,7 +270,8 @@ func (s *Sim) hTaskLog(rq *request) (any, error) {
 		return strings.Join(lines, "\n") + "\n", nil
 	}
 	if len(lines) == 0 {
-		return withTotal{data: []map[string]any{{"n": 1, "t": "no content"}}, total: 0}, nil
+		// dump_logfile_by_filehandle counts the "no content" line (count++)
+		return withTotal{data: []map[string]any{{"n": 1, "t": "no content"}}, total: 1}, nil
 	}
 	out := []map[string]any{}
 	for i := start; i < len(lines); i++ {

@@ -105,6 +105,7 @@ type vzdumpJob struct {
 	compress  string
 	mode      string
 	cmdline   string
+	all       bool
 }
 
 func parseVMIDList(s string) []int {
@@ -148,10 +149,9 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 			return nil, err
 		}
 	}
-	all := p.boolv("all", false) || p.has("exclude")
-	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
-		return nil, paramErr1("vmid", "property is missing")
-	}
+	// verify_vzdump_parameters: conflicts, prune-backups, fleecing,
+	// notes-template, and only then the missing vmid.
+	all := p.boolv("all", false) || p.has("exclude") && !p.has("pool")
 	if p.has("vmid") {
 		for _, k := range []string{"all", "exclude", "pool"} {
 			if p.has(k) && (k != "all" || p.boolv("all", false)) {
@@ -159,18 +159,21 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 			}
 		}
 	}
-	if t := p.str("notes-template"); p.has("notes-template") {
-		if _, err := expandNotes(t, map[string]string{"cluster": "", "guestname": "", "node": "", "vmid": ""}); err != nil {
-			return nil, paramErr1("notes-template", err.Error())
+	if pr := p.str("prune-backups"); pr != "" {
+		if _, err := parseRetention(pr); err != nil {
+			return nil, paramErr1("prune-backups", err.Error())
 		}
 	}
 	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
 		return nil, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
 	}
-	if pr := p.str("prune-backups"); pr != "" {
-		if _, err := parseRetention(pr); err != nil {
-			return nil, paramErr1("prune-backups", err.Error())
+	if t := p.str("notes-template"); p.has("notes-template") {
+		if _, err := expandNotes(t, map[string]string{"cluster": "", "guestname": "", "node": "", "vmid": ""}); err != nil {
+			return nil, paramErr1("notes-template", err.Error())
 		}
+	}
+	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
+		return nil, paramErr1("vmid", "property is missing")
 	}
 
 	// which guests run here (others are silently skipped)
@@ -197,7 +200,12 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 		}
 	}
 	s.mu.Unlock()
-	if len(local) == 0 && !p.has("pool") && !p.boolv("stop", false) {
+	sort.Ints(local)
+	if p.boolv("stop", false) {
+		s.stopRunningBackups(n)
+	}
+	// "silent exit if specified VMs run on other nodes" (also after stop=1)
+	if len(local) == 0 && (!all || p.boolv("stop", false)) {
 		return "OK", nil
 	}
 	if storageID != "" {
@@ -206,7 +214,7 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 		}
 	}
 	job := &vzdumpJob{node: n, vmids: local, p: p, auth: a, storageID: storageID, dumpdir: p.str("dumpdir"),
-		compress: p.str("compress"), mode: p.str("mode")}
+		compress: p.str("compress"), mode: p.str("mode"), all: all}
 	if job.mode == "" {
 		job.mode = "snapshot"
 	}
@@ -293,12 +301,19 @@ func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
 	}
 	defer func() { <-nd.vzdump }()
 
+	t.log("INFO: starting new backup job: %s", job.cmdline)
+	// exec_backup: VM.Backup is checked per guest (noerr with all=1: skipped)
+	var vmids []int
 	for _, id := range job.vmids {
-		if !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
+		if s.guestExists(id) && !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
+			if job.all {
+				continue
+			}
 			return fmt.Errorf("403 Permission check failed (/vms/%d, VM.Backup)", id)
 		}
+		vmids = append(vmids, id)
 	}
-	t.log("INFO: starting new backup job: %s", job.cmdline)
+	job.vmids = vmids
 	if s.overhead > 0 {
 		if err := t.sleep(s.overhead); err != nil {
 			return err
@@ -320,6 +335,24 @@ func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
 	}
 	t.log("INFO: Backup job finished successfully")
 	return nil
+}
+
+// stopRunningBackups (stop=1) interrupts the node's running vzdump tasks.
+func (s *Sim) stopRunningBackups(n string) {
+	s.mu.Lock()
+	ts := append([]*task(nil), s.taskList...)
+	s.mu.Unlock()
+	for _, t := range ts {
+		if t.node == n && t.typ == "vzdump" {
+			t.cancel()
+		}
+	}
+}
+
+func (s *Sim) guestExists(vmid int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.guests[vmid] != nil
 }
 
 func (s *Sim) nodeByName(n string) *node {
@@ -362,6 +395,11 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	}
 	if g == nil {
 		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
+	}
+	if st != nil {
+		if err := s.checkBackupLimits(job, st, vmid, typ); err != nil {
+			return fail(err)
+		}
 	}
 	gl.log("INFO", "Starting Backup of VM %d (%s)", vmid, typ)
 	gl.log("INFO", "Backup started at %s", begin.In(s.loc).Format("2006-01-02 15:04:05"))
@@ -468,13 +506,6 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	wait:
 		if err := t.sleep(time.Until(backupTime.Truncate(time.Second).Add(time.Second))); err != nil {
 			return fail(err)
-		}
-	}
-
-	if job.p.boolv("protected", false) && st != nil {
-		limit := s.maxProtected(job.auth, st)
-		if limit >= 0 && s.countProtected(st, job.node, vmid) >= limit {
-			return fail(fmt.Errorf("The number of protected backups per guest is limited to %d on storage '%s'", limit, st.cfg.ID)) //nolint:staticcheck // PVE's exact message
 		}
 	}
 
@@ -698,6 +729,61 @@ type taskFault struct{ msg string }
 
 func (e *taskFault) Error() string { return e.msg }
 
+// checkBackupLimits mirrors exec_backup_task: with protected=1 the
+// per-guest protected limit, otherwise (remove=0 and a finite retention) the
+// max backup limit = the sum of the keep-* values, counting the guest's
+// unprotected backups of the same type.
+func (s *Sim) checkBackupLimits(job *vzdumpJob, st *storage, vmid int, typ string) error {
+	protected := job.p.boolv("protected", false)
+	r, err := s.effectiveRetention(job, st)
+	if err != nil {
+		return err
+	}
+	limit := 0
+	if !r.keepAll {
+		for _, n := range r.keep {
+			limit += n
+		}
+	}
+	remove := job.p.boolv("remove", true) && !r.keepAll
+	if !protected && (limit == 0 || remove) {
+		return nil
+	}
+	count, prot := 0, 0
+	for _, b := range s.listBackups(st, job.node) {
+		if b.owner != vmid || b.subtype != typ && b.subtype != "" {
+			continue
+		}
+		if b.protected {
+			prot++
+		} else {
+			count++
+		}
+	}
+	if protected {
+		if maxProt := s.maxProtected(job.auth, st); maxProt >= 0 && prot >= maxProt {
+			return fmt.Errorf("The number of protected backups per guest is limited to %d on storage '%s'", maxProt, st.cfg.ID) //nolint:staticcheck // PVE's exact message
+		}
+		return nil
+	}
+	if count >= limit {
+		return fmt.Errorf("There is a max backup limit of %d enforced by the target storage or the vzdump parameters. Either increase the limit or delete old backups.", limit) //nolint:staticcheck // PVE's exact message
+	}
+	return nil
+}
+
+// effectiveRetention: the prune-backups parameter, else the storage's, else keep-all.
+func (s *Sim) effectiveRetention(job *vzdumpJob, st *storage) (*retention, error) {
+	spec := job.p.str("prune-backups")
+	if spec == "" {
+		spec = st.cfg.PruneBackups
+	}
+	if spec == "" {
+		spec = "keep-all=1"
+	}
+	return parseRetention(spec)
+}
+
 // --- pruning -----------------------------------------------------------------
 
 var retentionKeys = []string{"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"}
@@ -754,14 +840,7 @@ func parseRetention(s string) (*retention, error) {
 }
 
 func (s *Sim) pruneAfterBackup(gl *guestLog, job *vzdumpJob, st *storage, vmid int, typ string) error {
-	spec := job.p.str("prune-backups")
-	if spec == "" {
-		spec = st.cfg.PruneBackups
-	}
-	if spec == "" {
-		spec = "keep-all=1"
-	}
-	r, err := parseRetention(spec)
+	r, err := s.effectiveRetention(job, st)
 	if err != nil {
 		return err
 	}
