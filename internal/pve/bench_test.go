@@ -3,6 +3,9 @@ package pve
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,29 +87,52 @@ func BenchmarkRefreshBackup(b *testing.B) {
 	requestsPerOp(b, sim)
 }
 
-// BenchmarkListBackups lists N backups of one guest spread over three
-// storages (local, shared nas, pbs), as the data source does.
+// BenchmarkListBackups lists a guest's backups spread over local, the shared
+// nas and pbs, as the data source does. Besides one real backup per storage,
+// older archives are cloned on disk under earlier names (vzdump itself can
+// take only one backup of a guest per second).
 func BenchmarkListBackups(b *testing.B) {
-	for _, n := range []int{3, 30} {
-		b.Run(fmt.Sprintf("backups=%d", n), func(b *testing.B) {
+	for _, clones := range []int{0, 100} {
+		b.Run(fmt.Sprintf("backups=%d", 3+2*clones), func(b *testing.B) {
 			sim, c := benchSim(b, 1<<30, 0)
 			ctx := context.Background()
-			storages := []string{"local", "nas", "pbs"}
-			for i := 0; i < n; i++ {
-				if _, err := c.CreateBackup(ctx, BackupOptions{VMID: 100, Storage: storages[i%3], Compress: "zstd"}, nil); err != nil {
+			for _, st := range []string{"local", "nas", "pbs"} {
+				res, err := c.CreateBackup(ctx, BackupOptions{VMID: 100, Storage: st, Compress: "zstd"}, nil)
+				if err != nil {
 					b.Fatal(err)
 				}
+				if st != "pbs" {
+					cloneArchive(b, sim.StorageDumpDir("pve1", st), res.Backup, clones)
+				}
 			}
+			want := 3 + 2*clones
 			sim.ResetCounters()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				bs, err := c.ListBackups(ctx, ListOptions{VMID: 100})
-				if err != nil || len(bs) != n {
-					b.Fatalf("listed %d backups, want %d: %v", len(bs), n, err)
+				if err != nil || len(bs) != want {
+					b.Fatalf("listed %d backups, want %d: %v", len(bs), want, err)
 				}
 			}
 			b.StopTimer()
 			requestsPerOp(b, sim)
 		})
+	}
+}
+
+// cloneArchive copies a dir-storage archive to n older, standard names.
+func cloneArchive(b *testing.B, dumpDir string, bk Backup, n int) {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(dumpDir, bk.Filename))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ext := strings.TrimPrefix(filepath.Ext(bk.Filename), ".")
+	for i := 1; i <= n; i++ {
+		when := bk.CreatedAt.Add(-time.Duration(i) * time.Hour).Local()
+		name := fmt.Sprintf("vzdump-lxc-%d-%s.tar.%s", bk.VMID, when.Format("2006_01_02-15_04_05"), ext)
+		if err := os.WriteFile(filepath.Join(dumpDir, name), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
