@@ -160,7 +160,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			},
 			"triggers": schema.MapAttribute{
 				MarkdownDescription: "Arbitrary values that, when changed, take a new backup and delete the old one, " +
-					"e.g. `{ app_version = var.app_version }`. The replacement fails while the old backup is protected.",
+					"e.g. `{ app_version = var.app_version }`. The replacement fails while the old backup is protected. " +
+					"Use `lifecycle { create_before_destroy = true }` so the old backup is deleted only after the new one exists.",
 				Optional:      true,
 				ElementType:   types.StringType,
 				PlanModifiers: []planmodifier.Map{mapRequiresReplaceUnlessImported()},

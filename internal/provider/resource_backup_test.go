@@ -396,3 +396,53 @@ func archiveGone(archive string) error {
 	}
 	return nil
 }
+
+// TestAccBackup_replacementKeepsOldOnFailure: with create_before_destroy (as
+// the docs advise), a new backup that fails leaves the old archive on the
+// storage and in the state, so the app is never left without a backup.
+func TestAccBackup_replacementKeepsOldOnFailure(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	cfg := func(version string) string {
+		return backupConfig(env, fmt.Sprintf(`  triggers = { app_version = %q }
+  lifecycle {
+    create_before_destroy = true
+  }`, version))
+	}
+	var first string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:            cfg("1"),
+				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr, seen: &first}},
+			},
+			{
+				PreConfig:   func() { env.Sim.FailTask("vzdump", 100, "vma_queue_write: write error - No space left on device") },
+				Config:      cfg("2"),
+				ExpectError: regexp.MustCompile(`(?s)Backup failed.*No space left on device`),
+			},
+			{
+				// Still the first archive, on disk and in state; a retry works.
+				Config:            cfg("1"),
+				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr}},
+				Check: func(s *terraform.State) error {
+					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
+					if got := env.ArchivePath(rs["node"], rs["storage"], rs["filename"]); got != first {
+						return fmt.Errorf("state names %s, want the first archive %s", got, first)
+					}
+					return nil
+				},
+			},
+			{
+				Config: cfg("2"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionCreateBeforeDestroy),
+				}},
+				Check: func(*terraform.State) error { return archiveGone(first) },
+			},
+		},
+	})
+}

@@ -18,6 +18,11 @@ resource "proxmoxapp_backup" "before_upgrade" {
   timeouts = {
     create = "2h"
   }
+
+  # Delete the previous backup only once the new one exists.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 output "backup_volid" {
