@@ -178,22 +178,37 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 		s.mu.Unlock()
 		return nil, err500("CT %d already exists on node '%s'", vmid, g.node)
 	} else {
-		g = &guest{vmid: vmid, typ: "lxc", node: n, status: "stopped", conf: newConf()}
-		g.setLock("create")
-		s.guests[vmid] = g
+		g = s.newRestoreStub(vmid, "lxc", n)
 		created = true
 	}
 	s.mu.Unlock()
 
-	t := s.newTask(n, "vzrestore", fmt.Sprint(vmid), a.authid)
+	return s.forkRestore(n, vmid, "vzrestore", "CT", a.authid, func(t *task) error {
+		return s.restoreLXC(t, g, vol, archive, tst, p, created)
+	}), nil
+}
+
+// newRestoreStub registers the stub config, locked "create", that a restore
+// into a new vmid makes visible at once (caller holds s.mu).
+func (s *Sim) newRestoreStub(vmid int, typ, node string) *guest {
+	g := &guest{vmid: vmid, typ: typ, node: node, status: "stopped", conf: newConf()}
+	g.setLock("create")
+	s.guests[vmid] = g
+	return g
+}
+
+// forkRestore runs a restore worker and words its failure as PVE does:
+// "unable to restore CT|VM <vmid> - <reason>".
+func (s *Sim) forkRestore(node string, vmid int, taskType, kind, authid string, work func(*task) error) string {
+	t := s.newTask(node, taskType, fmt.Sprint(vmid), authid)
 	s.runTask(t, func(t *task) error {
-		err := s.restoreLXC(t, g, vol, archive, tst, p, created)
+		err := work(t)
 		if err != nil && !errors.Is(err, errInterrupted) {
-			return fmt.Errorf("unable to restore CT %d - %s", vmid, strings.TrimRight(err.Error(), "\n"))
+			return fmt.Errorf("unable to restore %s %d - %s", kind, vmid, strings.TrimRight(err.Error(), "\n"))
 		}
 		return err
 	})
-	return t.upid, nil
+	return t.upid
 }
 
 // dropGuest removes a guest config (lock held by caller not required).
@@ -396,21 +411,13 @@ func (s *Sim) hQemuCreate(rq *request) (any, error) {
 		}
 		g.setLock("create")
 	default:
-		g = &guest{vmid: vmid, typ: "qemu", node: n, status: "stopped", conf: newConf()}
-		g.setLock("create")
-		s.guests[vmid] = g
+		g = s.newRestoreStub(vmid, "qemu", n)
 		created = true
 	}
 	s.mu.Unlock()
-	t := s.newTask(n, "qmrestore", fmt.Sprint(vmid), a.authid)
-	s.runTask(t, func(t *task) error {
-		err := s.restoreQemu(t, g, vol, archive, tst, p, created)
-		if err != nil && !errors.Is(err, errInterrupted) {
-			return fmt.Errorf("unable to restore VM %d - %s", vmid, strings.TrimRight(err.Error(), "\n"))
-		}
-		return err
-	})
-	return t.upid, nil
+	return s.forkRestore(n, vmid, "qmrestore", "VM", a.authid, func(t *task) error {
+		return s.restoreQemu(t, g, vol, archive, tst, p, created)
+	}), nil
 }
 
 func (s *Sim) restoreQemu(t *task, g *guest, vol *volume, archive string, tst *storage, p *params, created bool) (rerr error) {
