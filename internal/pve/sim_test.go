@@ -542,3 +542,29 @@ func TestSimPermissionsAndFaults(t *testing.T) {
 		t.Fatalf("offline list: %v", err)
 	}
 }
+
+// TestSimRestoreStopsAGuestThatIgnoresShutdown: when the graceful shutdown
+// does not finish, the restore stops the guest hard and goes on.
+func TestSimRestoreStopsAGuestThatIgnoresShutdown(t *testing.T) {
+	t.Parallel()
+	sim, c := startSim(t)
+	ctx := testCtx(t)
+	b := mustBackup(t, c, BackupOptions{VMID: 100, Storage: "local", Compress: "zstd"}).Backup
+	sim.FailTask("vzshutdown", 100, "container did not stop")
+	var lines []string
+	res, err := c.Restore(ctx, RestoreOptions{VMID: 100, Backup: b.VolID, ShutdownTimeout: time.Second},
+		func(l string) { lines = append(lines, l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := strings.Join(lines, "\n")
+	if !strings.Contains(log, "graceful shutdown did not finish") || !strings.Contains(log, "container did not stop") {
+		t.Fatalf("no word of the failed shutdown and the hard stop in the progress:\n%s", log)
+	}
+	if res.PreviousStatus != "running" || res.FinalStatus != "running" {
+		t.Fatalf("result %+v", res)
+	}
+	if n := sim.Counters()["POST /nodes/{node}/lxc/{vmid}/status/stop"]; n != 1 {
+		t.Fatalf("%d hard stops, want 1 (counters %v)", n, sim.Counters())
+	}
+}

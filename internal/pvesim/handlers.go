@@ -515,6 +515,11 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		if err := t.sleep(d); err != nil {
 			return err
 		}
+		// A FailTask fault on a power task ("vzshutdown", ...) leaves the
+		// guest as it was, like a guest that ignores the shutdown request.
+		if msg, ok := s.takeTaskFault(ttype, g.vmid); ok {
+			return errors.New(msg)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		l := g.lock()
