@@ -123,7 +123,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 characters; a line " +
 					"break is written `\\n`. May use vzdump's template variables `{{cluster}}`, `{{guestname}}`, " +
 					"`{{node}}` and `{{vmid}}`, which PVE fills in; the template stays in state, so it causes no diff. " +
-					"Changes in place.",
+					"Changes in place: PVE stores edited notes verbatim, so the provider fills in `{{guestname}}`, " +
+					"`{{node}}` and `{{vmid}}` itself and leaves `{{cluster}}` as written.",
 				Optional:   true,
 				Validators: []validator.String{notesValidator{}},
 			},
