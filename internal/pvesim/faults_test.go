@@ -95,7 +95,11 @@ func TestControlAPIFaults(t *testing.T) {
 		t.Fatalf("full log: %s", l)
 	}
 	upid = startTask(t, s, "POST", "/nodes/pve1/vzdump", url.Values{"vmid": {"100"}, "storage": {"nas"}})
-	if l := strings.Join(taskLog(t, s, upid), "\n"); waitTask(t, s, upid)["exitstatus"] != "job errors" || !strings.Contains(l, "No space left on device") {
+	// wait first: the log is complete only once the task has ended
+	if st := waitTask(t, s, upid); st["exitstatus"] != "job errors" {
+		t.Fatalf("full lxc: %v", st)
+	}
+	if l := strings.Join(taskLog(t, s, upid), "\n"); !strings.Contains(l, "No space left on device") {
 		t.Fatalf("full lxc log: %s", l)
 	}
 

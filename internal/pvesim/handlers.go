@@ -358,18 +358,25 @@ func (s *Sim) hGuestList(rq *request, typ string) (any, error) {
 		if !s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
 			continue
 		}
-		s.mu.Lock()
-		e := s.guestEntry(g)
-		s.mu.Unlock()
-		if typ == "qemu" {
-			delete(e, "type")
-			if g.status == "paused" {
-				e["status"] = "running"
-			}
-		}
-		out = append(out, e)
+		out = append(out, s.guestView(g))
 	}
 	return out, nil
+}
+
+// guestView is a guest as the per-node guest endpoints show it: QEMU
+// entries carry no "type", and a paused VM counts as running (its
+// "qmpstatus" tells paused apart).
+func (s *Sim) guestView(g *guest) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.guestEntry(g)
+	if g.typ == "qemu" {
+		delete(e, "type")
+		if g.status == "paused" {
+			e["status"] = "running"
+		}
+	}
+	return e
 }
 
 func (s *Sim) hGuestCurrent(rq *request, typ string) (any, error) {
@@ -380,17 +387,10 @@ func (s *Sim) hGuestCurrent(rq *request, typ string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	e := s.guestEntry(g)
-	s.mu.Unlock()
+	e := s.guestView(g)
 	e["ha"] = map[string]any{"managed": 0}
 	if typ == "qemu" {
-		delete(e, "type")
-		qmp := g.status
-		if g.status == "paused" {
-			e["status"] = "running"
-		}
-		e["qmpstatus"] = qmp
+		e["qmpstatus"] = g.status
 		if g.status != "stopped" {
 			e["running-machine"] = "pc-i440fx-9.2+pve1"
 			e["running-qemu"] = "9.2.0"
