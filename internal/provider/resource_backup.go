@@ -123,8 +123,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 characters; a line " +
 					"break is written `\\n`. May use vzdump's template variables `{{cluster}}`, `{{guestname}}`, " +
 					"`{{node}}` and `{{vmid}}`, which PVE fills in; the template stays in state, so it causes no diff. " +
-					"Changes in place: PVE stores edited notes verbatim, so the provider fills in `{{guestname}}`, " +
-					"`{{node}}` and `{{vmid}}` itself and leaves `{{cluster}}` as written.",
+					"Changes in place: PVE stores edited notes verbatim, so the provider fills the variables in itself " +
+					"(`{{cluster}}` needs `Sys.Audit` on `/`; a variable it cannot read is kept as written).",
 				Optional:   true,
 				Validators: []validator.String{notesValidator{}},
 			},
@@ -351,13 +351,7 @@ func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest,
 	var notes *string
 	var rendered string
 	if !plan.Notes.Equal(state.Notes) {
-		guestName := ""
-		if g, err := r.data.client.FindGuest(ctx, int(state.VMID.ValueInt64())); err == nil {
-			guestName = g.Name
-		}
-		rendered = expandNotes(plan.Notes.ValueString(), map[string]string{
-			"vmid": fmt.Sprint(state.VMID.ValueInt64()), "node": node, "guestname": guestName,
-		})
+		rendered = expandNotes(plan.Notes.ValueString(), r.notesVariables(ctx, state))
 		notes = &rendered
 	}
 	var protected *bool
@@ -438,6 +432,25 @@ func (r *backupResource) ImportState(ctx context.Context, req resource.ImportSta
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("storage"), name.Storage)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("task_id"), "")...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("compress"), compressFromFormat(name.Format))...)
+}
+
+// notesVariables are the values vzdump would give a notes template's
+// variables. PUT stores notes verbatim, so an in-place edit fills them in
+// here; a variable that cannot be read is left as written (and logged).
+func (r *backupResource) notesVariables(ctx context.Context, state backupModel) map[string]string {
+	vmid := int(state.VMID.ValueInt64())
+	vars := map[string]string{"vmid": fmt.Sprint(vmid), "node": state.Node.ValueString()}
+	if g, err := r.data.client.FindGuest(ctx, vmid); err == nil {
+		vars["guestname"] = g.Name
+	} else {
+		tflog.Warn(ctx, "notes: {{guestname}} left as written", map[string]any{"error": err.Error()})
+	}
+	if name, err := r.data.client.ClusterName(ctx); err == nil {
+		vars["cluster"] = name
+	} else {
+		tflog.Warn(ctx, "notes: {{cluster}} left as written", map[string]any{"error": err.Error()})
+	}
+	return vars
 }
 
 // applyBackup copies what the storage reports into the model.

@@ -157,16 +157,16 @@ func TestAccBackup_notesTemplate(t *testing.T) {
 			{Config: cfg, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
 			{
 				// Edited in place: the provider renders the template itself.
-				Config: backupConfig(env, `  notes = "{{guestname}} after edit"`),
+				Config: backupConfig(env, `  notes = "{{guestname}} in {{cluster}} after edit"`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
 				}},
 				Check: func(s *terraform.State) error {
 					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
-					return fileHas(env.ArchivePath(rs["node"], rs["storage"], rs["filename"])+".notes", "web after edit")
+					return fileHas(env.ArchivePath(rs["node"], rs["storage"], rs["filename"])+".notes", "web in pvesim after edit")
 				},
 			},
-			{Config: backupConfig(env, `  notes = "{{guestname}} after edit"`), PlanOnly: true},
+			{Config: backupConfig(env, `  notes = "{{guestname}} in {{cluster}} after edit"`), PlanOnly: true},
 		},
 	})
 }

@@ -568,3 +568,25 @@ func TestSimRestoreStopsAGuestThatIgnoresShutdown(t *testing.T) {
 		t.Fatalf("%d hard stops, want 1 (counters %v)", n, sim.Counters())
 	}
 }
+
+func TestSimClusterName(t *testing.T) {
+	t.Parallel()
+	_, c := startSim(t)
+	if name, err := c.ClusterName(testCtx(t)); err != nil || name != "pvesim" {
+		t.Fatalf("cluster name %q %v", name, err)
+	}
+	cfg := pvesim.DefaultConfig()
+	cfg.ClusterName = ""
+	sim, err := pvesim.Start(pvesim.Options{DataDir: t.TempDir(), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	c2, err := NewClient(testCtx(t), Config{Endpoint: sim.Endpoint(), APIToken: sim.APIToken(), CACertPEM: sim.CAPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, err := c2.ClusterName(testCtx(t)); err != nil || name != "standalone node" {
+		t.Fatalf("standalone: %q %v", name, err)
+	}
+}

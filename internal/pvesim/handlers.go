@@ -115,7 +115,10 @@ func (s *Sim) hClusterStatus(rq *request) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []map[string]any{{"type": "cluster", "id": "cluster", "name": s.cfg.ClusterName, "nodes": len(s.nodeOrder), "quorate": 1, "version": 3}}
+	out := []map[string]any{}
+	if s.cfg.ClusterName != "" { // a standalone node has no cluster entry
+		out = append(out, map[string]any{"type": "cluster", "id": "cluster", "name": s.cfg.ClusterName, "nodes": len(s.nodeOrder), "quorate": 1, "version": 3})
+	}
 	for i, n := range s.nodeOrder {
 		nd := s.nodes[n]
 		out = append(out, map[string]any{"type": "node", "id": "node/" + n, "name": n, "nodeid": i + 1, "online": b2i(!nd.offline),
