@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -79,4 +80,18 @@ func expandNotes(tmpl string, vars map[string]string) string {
 		b.WriteByte(out[i])
 	}
 	return b.String()
+}
+
+// Private state values must be JSON.
+func encodePrivateString(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func decodePrivateString(b []byte) string {
+	var s string
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &s)
+	}
+	return s
 }

@@ -2,17 +2,13 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 )
-
-type diagList = diag.Diagnostics
 
 // The "unless imported" replacements: an imported backup has no record of the
 // arguments it was taken with (mode, triggers, ...), so its state holds null
@@ -37,18 +33,4 @@ func mapRequiresReplaceUnlessImported() planmodifier.Map {
 	return mapplanmodifier.RequiresReplaceIf(func(_ context.Context, req planmodifier.MapRequest, resp *mapplanmodifier.RequiresReplaceIfFuncResponse) {
 		resp.RequiresReplace = !req.StateValue.IsNull()
 	}, "Changing this takes a new backup.", "Changing this takes a new backup.")
-}
-
-// Private state values must be JSON.
-func encodePrivateString(s string) []byte {
-	b, _ := json.Marshal(s)
-	return b
-}
-
-func decodePrivateString(b []byte) string {
-	var s string
-	if len(b) > 0 {
-		_ = json.Unmarshal(b, &s)
-	}
-	return s
 }

@@ -56,12 +56,6 @@ type providerModel struct {
 	CACert   types.String `tfsdk:"ca_cert"`
 }
 
-// providerData is handed to every resource and data source. It is a struct so
-// fields can be added without changing every Configure.
-type providerData struct {
-	client *pve.Client
-}
-
 func (p *proxmoxappProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
 	resp.TypeName = "proxmoxapp"
 	resp.Version = p.version

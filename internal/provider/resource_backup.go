@@ -512,25 +512,3 @@ func storageLabel(s string) string {
 	}
 	return s
 }
-
-// configureData unpacks the provider's data for a resource or data source.
-func configureData(in any, out **providerData) (diags diagList) {
-	if in == nil {
-		return nil // the provider is not configured yet (validation)
-	}
-	d, ok := in.(*providerData)
-	if !ok {
-		diags.AddError("Unexpected provider data", fmt.Sprintf("expected *providerData, got %T; this is a provider bug.", in))
-		return diags
-	}
-	*out = d
-	return nil
-}
-
-// taskLogger forwards task log lines to Terraform's log, so TF_LOG=INFO shows
-// vzdump's progress as it happens.
-func taskLogger(ctx context.Context, task string) pve.ProgressFunc {
-	return func(line string) {
-		tflog.Info(ctx, line, map[string]any{"task": task})
-	}
-}
