@@ -9,17 +9,43 @@ import (
 	"time"
 )
 
-type httpFault struct {
+// routeFault is the part every per-route fault shares: which requests it
+// hits and how many more times.
+type routeFault struct {
 	method, route string
-	status        int
-	message       string
-	count         int // remaining; <0 = forever
+	count         int // remaining; <=0 = until cleared
+}
+
+type httpFault struct {
+	routeFault
+	status  int
+	message string
 }
 
 type dropFault struct {
-	method, route string
-	count         int
+	routeFault
 }
+
+// takeRouteFault finds the first fault hitting method+route, uses one of its
+// counts and removes it when none are left (caller holds s.mu).
+func takeRouteFault[F interface{ fault() *routeFault }](list *[]F, method, route string) (F, bool) {
+	for i, f := range *list {
+		rf := f.fault()
+		if !routeMatches(rf.method, rf.route, method, route) {
+			continue
+		}
+		if rf.count > 0 {
+			if rf.count--; rf.count == 0 {
+				*list = append((*list)[:i], (*list)[i+1:]...)
+			}
+		}
+		return f, true
+	}
+	var none F
+	return none, false
+}
+
+func (f *routeFault) fault() *routeFault { return f }
 
 type taskFaultSpec struct {
 	typ     string
@@ -49,7 +75,7 @@ func (s *Sim) FailRequests(method, route string, status int, message string, cou
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.http = append(s.faults.http, &httpFault{method: method, route: route, status: status, message: message, count: count})
+	s.faults.http = append(s.faults.http, &httpFault{routeFault: routeFault{method: method, route: route, count: count}, status: status, message: message})
 }
 
 // SetLatency delays every API request by d.
@@ -67,7 +93,7 @@ func (s *Sim) DropConnections(method, route string, count int) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.drops = append(s.faults.drops, &dropFault{method: method, route: route, count: count})
+	s.faults.drops = append(s.faults.drops, &dropFault{routeFault{method: method, route: route, count: count}})
 }
 
 // FailTask makes the next task of taskType ("vzdump", "vzrestore",
@@ -154,43 +180,26 @@ func (s *Sim) latency() time.Duration {
 func (s *Sim) takeDrop(method, route string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, f := range s.faults.drops {
-		if routeMatches(f.method, f.route, method, route) {
-			if f.count > 0 {
-				f.count--
-				if f.count == 0 {
-					s.faults.drops = append(s.faults.drops[:i], s.faults.drops[i+1:]...)
-				}
-			}
-			return true
-		}
-	}
-	return false
+	_, ok := takeRouteFault(&s.faults.drops, method, route)
+	return ok
 }
 
 func (s *Sim) takeHTTPFault(method, route string) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, f := range s.faults.http {
-		if routeMatches(f.method, f.route, method, route) {
-			if f.count > 0 {
-				f.count--
-				if f.count == 0 {
-					s.faults.http = append(s.faults.http[:i], s.faults.http[i+1:]...)
-				}
-			}
-			e := &apiError{status: f.status, msg: f.message}
-			if f.status == 401 || f.status == 595 || f.status == 596 {
-				e.empty = true
-			}
-			if f.status == 400 {
-				e.errors = map[string]string{"pvesim": f.message}
-				e.msg = "Parameter verification failed."
-			}
-			return e
-		}
+	f, ok := takeRouteFault(&s.faults.http, method, route)
+	if !ok {
+		return nil
 	}
-	return nil
+	e := &apiError{status: f.status, msg: f.message}
+	if f.status == 401 || f.status == 595 || f.status == 596 {
+		e.empty = true
+	}
+	if f.status == 400 {
+		e.errors = map[string]string{"pvesim": f.message}
+		e.msg = "Parameter verification failed."
+	}
+	return e
 }
 
 func (s *Sim) takeTaskFault(typ string, vmid int) (string, bool) {
