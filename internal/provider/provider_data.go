@@ -32,8 +32,8 @@ func configureData(in any, out **providerData) (diags diag.Diagnostics) {
 
 // taskLogger forwards task log lines to Terraform's log, so TF_LOG=INFO shows
 // vzdump's progress as it happens.
-func taskLogger(ctx context.Context, task string) pve.ProgressFunc {
-	return func(line string) {
-		tflog.Info(ctx, line, map[string]any{"task": task})
-	}
+func taskLogger(ctx context.Context, task string, vmid int) pve.ProgressFunc {
+	ctx = tflog.SetField(ctx, "task", task)
+	ctx = tflog.SetField(ctx, "vmid", vmid)
+	return func(line string) { tflog.Info(ctx, line) }
 }

@@ -2,7 +2,7 @@ package provider
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,10 +11,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
@@ -30,6 +32,7 @@ var (
 	_ resource.Resource                = (*backupResource)(nil)
 	_ resource.ResourceWithConfigure   = (*backupResource)(nil)
 	_ resource.ResourceWithImportState = (*backupResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*backupResource)(nil)
 )
 
 const (
@@ -62,15 +65,15 @@ func (r *backupResource) Configure(_ context.Context, req resource.ConfigureRequ
 }
 
 func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	replace := []planmodifier.String{stringplanmodifier.RequiresReplaceIf(replaceUnlessImportedString,
-		"Changing this takes a new backup.", "Changing this takes a new backup.")}
 	keepString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	keepInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
 
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A vzdump backup of one Proxmox VE guest (LXC container or QEMU VM). Creating it runs " +
 			"vzdump and waits for the task; destroying it deletes the archive. `notes` and `protected` change in " +
-			"place; any other argument change takes a new backup (and deletes the old one).",
+			"place. Any other argument change **rotates** the backup in one in-place update: the new archive is " +
+			"taken first, and only then is the old one deleted (unprotected first when it is protected, since the " +
+			"resource owns it), so a failed new backup never leaves you without the old one.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The backup's volume ID (same as `volid`).",
@@ -78,46 +81,42 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				PlanModifiers:       keepString,
 			},
 			"vmid": schema.Int64Attribute{
-				MarkdownDescription: "ID of the guest to back up (100–999999999). Changing it takes a new backup.",
+				MarkdownDescription: "ID of the guest to back up (100–999999999). Changing it rotates the backup (new archive first, then the old one is deleted).",
 				Required:            true,
 				Validators:          vmidValidators(),
-				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceUnlessImportedInt64,
-					"Changing this takes a new backup.", "Changing this takes a new backup.")},
 			},
 			"node": schema.StringAttribute{
-				MarkdownDescription: "Node the guest runs on. Found from the cluster when omitted. Changing it takes a new backup.",
+				MarkdownDescription: "Node the guest runs on. Found from the cluster when omitted. Changing it rotates the backup (new archive first, then the old one is deleted).",
 				Optional:            true,
 				Computed:            true,
 				Validators:          nodeValidators(),
-				PlanModifiers:       append(keepString, replace...),
+				PlanModifiers:       keepString,
 			},
 			"storage": schema.StringAttribute{
 				MarkdownDescription: "Storage the archive is written to (it must allow `backup` content). When omitted, " +
 					"PVE's default applies (`/etc/vzdump.conf`, else `local`) and the storage used is reported. " +
-					"Changing it takes a new backup.",
+					"Changing it rotates the backup (new archive first, then the old one is deleted).",
 				Optional:      true,
 				Computed:      true,
 				Validators:    storageValidators(),
-				PlanModifiers: append(keepString, replace...),
+				PlanModifiers: keepString,
 			},
 			"mode": schema.StringAttribute{
 				MarkdownDescription: "Backup mode: `snapshot` (default, no downtime), `suspend` or `stop` (the guest is " +
 					"stopped for the backup and started again). A stopped guest is always backed up in stop mode. " +
-					"Changing it takes a new backup.",
-				Optional:      true,
-				Computed:      true,
-				Default:       stringdefault.StaticString("snapshot"),
-				Validators:    []validator.String{stringvalidator.OneOf(backupModes...)},
-				PlanModifiers: replace,
+					"Changing it rotates the backup (new archive first, then the old one is deleted).",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString("snapshot"),
+				Validators: []validator.String{stringvalidator.OneOf(backupModes...)},
 			},
 			"compress": schema.StringAttribute{
 				MarkdownDescription: "Compression: `zstd` (default), `gzip`, `lzo` or `none`. Note that PVE's API " +
-					"itself defaults to no compression. Ignored by Proxmox Backup Server storages. Changing it takes a new backup.",
-				Optional:      true,
-				Computed:      true,
-				Default:       stringdefault.StaticString("zstd"),
-				Validators:    []validator.String{stringvalidator.OneOf(compressionAlgs...)},
-				PlanModifiers: replace,
+					"itself defaults to no compression. Ignored by Proxmox Backup Server storages. Changing it rotates the backup (new archive first, then the old one is deleted).",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString("zstd"),
+				Validators: []validator.String{stringvalidator.OneOf(compressionAlgs...)},
 			},
 			"notes": schema.StringAttribute{
 				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 characters; a line " +
@@ -137,35 +136,29 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			},
 			"bandwidth_limit": schema.Int64Attribute{
 				MarkdownDescription: "I/O bandwidth limit in KiB/s (vzdump `bwlimit`); 0 or unset means unlimited. " +
-					"Changing it takes a new backup.",
+					"Changing it rotates the backup (new archive first, then the old one is deleted).",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.AtLeast(0)},
-				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceUnlessImportedInt64,
-					"Changing this takes a new backup.", "Changing this takes a new backup.")},
 			},
 			"exclude_paths": schema.ListAttribute{
 				MarkdownDescription: "Paths to leave out of an LXC backup (shell globs, vzdump `exclude-path`). " +
-					"Changing it takes a new backup.",
-				Optional:      true,
-				ElementType:   types.StringType,
-				Validators:    []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
-				PlanModifiers: []planmodifier.List{listRequiresReplaceUnlessImported()},
+					"Changing it rotates the backup (new archive first, then the old one is deleted).",
+				Optional:    true,
+				ElementType: types.StringType,
+				Validators:  []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
 			},
 			"zstd_threads": schema.Int64Attribute{
 				MarkdownDescription: "Threads for zstd compression; 0 means half of the node's cores. PVE's default is 1. " +
-					"Changing it takes a new backup.",
+					"Changing it rotates the backup (new archive first, then the old one is deleted).",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.Between(0, 256)},
-				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceUnlessImportedInt64,
-					"Changing this takes a new backup.", "Changing this takes a new backup.")},
 			},
 			"triggers": schema.MapAttribute{
-				MarkdownDescription: "Arbitrary values that, when changed, take a new backup and delete the old one, " +
-					"e.g. `{ app_version = var.app_version }`. The replacement fails while the old backup is protected. " +
-					"Use `lifecycle { create_before_destroy = true }` so the old backup is deleted only after the new one exists.",
-				Optional:      true,
-				ElementType:   types.StringType,
-				PlanModifiers: []planmodifier.Map{mapRequiresReplaceUnlessImported()},
+				MarkdownDescription: "Arbitrary values that, when changed, take a new backup and then delete the old one, " +
+					"e.g. `{ app_version = var.app_version }`. The new archive exists before the old one is deleted, " +
+					"also when the old one is protected; no `create_before_destroy` is needed.",
+				Optional:    true,
+				ElementType: types.StringType,
 			},
 			"volid": schema.StringAttribute{
 				MarkdownDescription: "Volume ID of the archive, e.g. `local:backup/vzdump-lxc-100-2025_10_04-12_00_00.tar.zst`.",
@@ -216,6 +209,7 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"encrypted": schema.BoolAttribute{
 				MarkdownDescription: "Whether the backup is encrypted (Proxmox Backup Server client-side encryption).",
 				Computed:            true,
+				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.UseStateForUnknown()},
 			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
 		},
@@ -262,39 +256,10 @@ func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	opts := pve.BackupOptions{
-		VMID:          int(plan.VMID.ValueInt64()),
-		Node:          plan.Node.ValueString(),
-		Storage:       plan.Storage.ValueString(),
-		Mode:          plan.Mode.ValueString(),
-		Compress:      plan.Compress.ValueString(),
-		NotesTemplate: plan.Notes.ValueString(),
-		Protected:     plan.Protected.ValueBool(),
-	}
-	if !plan.BandwidthLimit.IsNull() {
-		opts.BandwidthLimitKiB = plan.BandwidthLimit.ValueInt64()
-	}
-	if !plan.ZstdThreads.IsNull() {
-		n := plan.ZstdThreads.ValueInt64()
-		opts.ZstdThreads = &n
-	}
-	if !plan.ExcludePaths.IsNull() {
-		resp.Diagnostics.Append(plan.ExcludePaths.ElementsAs(ctx, &opts.ExcludePaths, false)...)
-		if resp.Diagnostics.HasError() {
-			return
-		}
-	}
-	tflog.Info(ctx, "starting vzdump", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
-	result, err := r.data.client.CreateBackup(ctx, opts, taskLogger(ctx, "vzdump"))
-	if err != nil {
-		resp.Diagnostics.AddError("Backup failed",
-			fmt.Sprintf("vzdump of guest %d to storage %q did not produce a backup: %s", opts.VMID, storageLabel(opts.Storage), err))
+	result := r.takeBackup(ctx, &plan, &resp.Diagnostics)
+	if result == nil {
 		return
 	}
-	for _, w := range result.Warnings {
-		resp.Diagnostics.AddWarning("Backup finished with warnings", fmt.Sprintf("guest %d: %s", opts.VMID, w))
-	}
-
 	plan.TaskID = types.StringValue(result.UPID)
 	plan.applyBackup(&result.Backup)
 	if plan.Notes.IsNull() && result.Backup.Notes != "" {
@@ -303,6 +268,66 @@ func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateNotesRendered, encodePrivateString(result.Backup.Notes))...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// backupOptions maps the model's arguments to a vzdump run.
+func (m *backupModel) backupOptions(ctx context.Context) (pve.BackupOptions, diag.Diagnostics) {
+	opts := pve.BackupOptions{
+		VMID:          int(m.VMID.ValueInt64()),
+		Node:          m.Node.ValueString(), // "" while unknown: the guest's node
+		Storage:       m.Storage.ValueString(),
+		Mode:          m.Mode.ValueString(),
+		Compress:      m.Compress.ValueString(),
+		NotesTemplate: m.Notes.ValueString(),
+		Protected:     m.Protected.ValueBool(),
+	}
+	if !m.BandwidthLimit.IsNull() {
+		opts.BandwidthLimitKiB = m.BandwidthLimit.ValueInt64()
+	}
+	if !m.ZstdThreads.IsNull() {
+		n := m.ZstdThreads.ValueInt64()
+		opts.ZstdThreads = &n
+	}
+	var diags diag.Diagnostics
+	if !m.ExcludePaths.IsNull() {
+		diags.Append(m.ExcludePaths.ElementsAs(ctx, &opts.ExcludePaths, false)...)
+	}
+	return opts, diags
+}
+
+// takeBackup runs vzdump for the planned arguments. It returns the archive to
+// record, or nil after adding an error. An interrupted run whose task had
+// already finished still returns its archive (with a warning): it exists, so
+// it must be in the state.
+func (r *backupResource) takeBackup(ctx context.Context, plan *backupModel, diags *diag.Diagnostics) *pve.BackupResult {
+	opts, d := plan.backupOptions(ctx)
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil
+	}
+	result, err := r.data.client.CreateBackup(ctx, opts, taskLogger(ctx, "vzdump", opts.VMID))
+	var ie *pve.InterruptedError
+	switch {
+	case result != nil && errors.As(err, &ie):
+		diags.AddWarning("Backup interrupted after it had finished",
+			fmt.Sprintf("%s. The archive is recorded in the state like any other.", ie.Error()))
+	case errors.As(err, &ie):
+		diags.AddError("Backup interrupted", ie.Error())
+		return nil
+	case err != nil:
+		diags.AddError("Backup failed",
+			fmt.Sprintf("vzdump of guest %d to storage %q did not produce a backup: %s", opts.VMID, storageLabel(opts.Storage), err))
+		return nil
+	}
+	for _, w := range result.Warnings {
+		diags.AddWarning("Backup finished with warnings", fmt.Sprintf("guest %d: %s", opts.VMID, w))
+	}
+	if result.Unconfirmed != nil {
+		diags.AddWarning("Backup taken, but not read back",
+			fmt.Sprintf("task %s wrote %s, but the storage could not be listed afterwards (%s). The archive is recorded "+
+				"from the task log; its size and details are read on the next refresh.", result.UPID, result.Backup.VolID, result.Unconfirmed))
+	}
+	return result
 }
 
 func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -317,6 +342,12 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 		resp.Diagnostics.AddWarning("Backup removed outside Terraform",
 			fmt.Sprintf("%s is no longer on storage %q; the next apply takes a new backup.", state.ID.ValueString(), state.Storage.ValueString()))
 		resp.State.RemoveResource(ctx)
+		return
+	}
+	if pve.IsForbidden(err) {
+		// Hidden is not deleted: keep it in the state.
+		resp.Diagnostics.AddError("Backup not visible to these credentials",
+			fmt.Sprintf("%s. It stays in the state; grant the privileges (or use credentials that have them) and refresh again.", err))
 		return
 	}
 	if err != nil {
@@ -344,6 +375,10 @@ func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest,
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if rotates(plan, state) {
+		r.rotate(ctx, req, resp, plan, state)
 		return
 	}
 	node, volid := state.Node.ValueString(), state.ID.ValueString()
@@ -392,11 +427,20 @@ func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	// archives an earlier rotation could not delete go with this one
+	superseded, d := readSuperseded(ctx, req.Private)
+	resp.Diagnostics.Append(d...)
+	if left := r.deleteSuperseded(ctx, superseded); len(left) > 0 {
+		resp.Diagnostics.AddError("Unable to delete an earlier backup",
+			fmt.Sprintf("earlier backups of this resource could not be deleted: %s", strings.Join(left, "; ")))
+		return
+	}
+
 	volid := state.ID.ValueString()
-	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, taskLogger(ctx, "imgdel"))
+	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, taskLogger(ctx, "imgdel", int(state.VMID.ValueInt64())))
 	if pve.IsProtected(err) {
 		resp.Diagnostics.AddError("Backup is protected",
-			fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy. (%s)", volid, err))
+			fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy.", volid))
 		return
 	}
 	if err != nil {

@@ -108,8 +108,10 @@ func TestAccBackup_lifecycle(t *testing.T) {
 			{
 				Config: backupConfig(env, `  notes = "kept for the audit"
   triggers = { app_version = "2.0" }`),
+				// A rotation: the new archive first, then the old one goes.
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionDestroyBeforeCreate),
+					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectUnknownValue(backupAddr, tfjsonpath.New("volid")),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr, seen: &secondArchive}},
 				Check: func(*terraform.State) error {
@@ -397,20 +399,18 @@ func archiveGone(archive string) error {
 	return nil
 }
 
-// TestAccBackup_replacementKeepsOldOnFailure: with create_before_destroy (as
-// the docs advise), a new backup that fails leaves the old archive on the
-// storage and in the state, so the app is never left without a backup.
-func TestAccBackup_replacementKeepsOldOnFailure(t *testing.T) {
+// TestAccBackup_rotationKeepsOldOnFailure: a triggers change takes the new
+// backup before it deletes the old one, without create_before_destroy and
+// with the old backup protected, so a failing vzdump never leaves the app
+// without a backup, and a protected backup never blocks its own rotation.
+func TestAccBackup_rotationKeepsOldOnFailure(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
 	cfg := func(version string) string {
-		return backupConfig(env, fmt.Sprintf(`  triggers = { app_version = %q }
-  lifecycle {
-    create_before_destroy = true
-  }`, version))
+		return backupConfig(env, fmt.Sprintf("  protected = true\n  triggers = { app_version = %q }", version))
 	}
-	var first string
+	var first, second string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
@@ -437,11 +437,30 @@ func TestAccBackup_replacementKeepsOldOnFailure(t *testing.T) {
 				},
 			},
 			{
+				// protected old archive: unprotected and deleted after the new one exists
 				Config: cfg("2"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionCreateBeforeDestroy),
+					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
 				}},
-				Check: func(*terraform.State) error { return archiveGone(first) },
+				ConfigStateChecks: []statecheck.StateCheck{
+					archiveCheck{env: env, address: backupAddr},
+					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("protected"), knownvalue.Bool(true)),
+				},
+				Check: func(s *terraform.State) error {
+					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
+					second = env.ArchivePath(rs["node"], rs["storage"], rs["filename"])
+					if second == first {
+						return fmt.Errorf("rotation kept the archive %s", first)
+					}
+					if _, err := os.Stat(second + ".protected"); err != nil {
+						return fmt.Errorf("the new archive is not protected on the storage: %v", err)
+					}
+					return archiveGone(first)
+				},
+			},
+			{
+				// unprotect in place, so that the test's destroy may delete it
+				Config: backupConfig(env, "  protected = false\n  triggers = { app_version = \"2\" }"),
 			},
 		},
 	})

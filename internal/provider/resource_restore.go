@@ -344,7 +344,7 @@ func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 
 	tflog.Info(ctx, "starting restore", map[string]any{"vmid": opts.VMID, "backup": opts.Backup, "node": opts.Node})
-	res, err := r.data.client.Restore(ctx, opts, taskLogger(ctx, "restore"))
+	res, err := r.data.client.Restore(ctx, opts, taskLogger(ctx, "restore", opts.VMID))
 	if err != nil {
 		var re *pve.RestoreError
 		if errors.As(err, &re) {
@@ -352,6 +352,17 @@ func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest
 			// The error names the step, PVE's message and task log tail, the
 			// state the guest was left in and the safety backup.
 			resp.Diagnostics.AddError(summary, re.Error())
+			if re.SafetyBackupVolID != "" {
+				// Keep the safety backup recorded: Terraform stores this
+				// failed run as tainted, and the next apply runs it again.
+				plan.ID = types.StringValue("unfinished:" + re.SafetyBackupVolID)
+				plan.TaskID = types.StringValue("")
+				plan.Node = types.StringValue(re.Node)
+				plan.RestoredAt = types.StringNull()
+				plan.PreviousStatus = types.StringValue(re.PreviousStatus)
+				plan.SafetyBackupVolID = types.StringValue(re.SafetyBackupVolID)
+				resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+			}
 			return
 		}
 		resp.Diagnostics.AddError("Restore failed",

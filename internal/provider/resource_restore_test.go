@@ -654,7 +654,7 @@ resource "proxmoxapp_restore" "r" {
 				PreConfig: func() { writeGuestFile(t, root, markerPath, "v2 after the upgrade\n") },
 				Config:    cfg("2", "a"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction("proxmoxapp_backup.b", plancheck.ResourceActionDestroyBeforeCreate),
+					plancheck.ExpectResourceAction("proxmoxapp_backup.b", plancheck.ResourceActionUpdate),
 					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionUpdate),
 				}},
 				Check: resource.ComposeTestCheckFunc(

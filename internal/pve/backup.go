@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,142 +125,6 @@ func sortBackups(bs []Backup) {
 	})
 }
 
-// CreateBackup runs vzdump for one guest on its node, waits for the task and
-// returns the archive it wrote.
-func (c *Client) CreateBackup(ctx context.Context, opts BackupOptions, progress ProgressFunc) (*BackupResult, error) {
-	if opts.VMID <= 0 {
-		return nil, fmt.Errorf("backup: invalid vmid %d", opts.VMID)
-	}
-	g, err := c.FindGuest(ctx, opts.VMID)
-	if err != nil {
-		return nil, fmt.Errorf("backup of guest %d: %w", opts.VMID, err)
-	}
-	node := opts.Node
-	if node == "" {
-		node = g.Node
-	} else if node != g.Node {
-		return nil, fmt.Errorf("backup of guest %d: the guest is on node %s, not on node %s (vzdump only backs up guests of its own node)", opts.VMID, g.Node, node)
-	}
-
-	body := map[string]any{"vmid": strconv.Itoa(opts.VMID)}
-	storage := opts.Storage
-	if storage == "" && (opts.NotesTemplate != "" || opts.Protected) {
-		// notes-template and protected require storage on PVE's side: name the
-		// default one explicitly
-		storage, err = c.defaultBackupStorage(ctx, node)
-		if err != nil {
-			return nil, fmt.Errorf("backup of guest %d: notes and protected need a storage, and the default one could not be read: %w", opts.VMID, err)
-		}
-	}
-	if storage != "" {
-		body["storage"] = storage
-	}
-	if opts.Mode != "" {
-		body["mode"] = opts.Mode
-	}
-	switch opts.Compress {
-	case "":
-	case "none", "0":
-		body["compress"] = "0"
-	case "zstd", "gzip", "lzo":
-		body["compress"] = opts.Compress
-	default:
-		return nil, fmt.Errorf("backup of guest %d: unknown compression %q (expected zstd, gzip, lzo or none)", opts.VMID, opts.Compress)
-	}
-	if opts.NotesTemplate != "" {
-		body["notes-template"] = opts.NotesTemplate
-	}
-	if opts.Protected {
-		body["protected"] = true
-	}
-	if opts.BandwidthLimitKiB > 0 {
-		body["bwlimit"] = opts.BandwidthLimitKiB
-	}
-	if len(opts.ExcludePaths) > 0 {
-		body["exclude-path"] = opts.ExcludePaths
-	}
-	if opts.ZstdThreads != nil {
-		body["zstd"] = *opts.ZstdThreads
-	}
-	if opts.FleecingStorage != "" {
-		if g.Type != GuestTypeQEMU {
-			return nil, fmt.Errorf("backup of guest %d: fleecing is only available for VMs, and guest %d is a container", opts.VMID, opts.VMID)
-		}
-		body["fleecing"] = "enabled=1,storage=" + opts.FleecingStorage
-	}
-	if opts.PBSChangeDetectionMode != "" {
-		body["pbs-change-detection-mode"] = opts.PBSChangeDetectionMode
-	}
-
-	var answer string
-	if err := c.post(ctx, segPath("nodes", node, "vzdump"), body, &answer); err != nil {
-		return nil, fmt.Errorf("backup of guest %d on node %s: %w", opts.VMID, node, err)
-	}
-	if _, perr := ParseUPID(answer); perr != nil {
-		return nil, fmt.Errorf("backup of guest %d on node %s: PVE answered %q instead of a task id: the guest is not on node %s (vzdump silently skips guests of other nodes); it may have been migrated", opts.VMID, node, answer, node)
-	}
-	res, err := c.waitTask(ctx, answer, progress)
-	if err != nil {
-		where := storage
-		if where == "" {
-			where = "the default storage"
-		}
-		return nil, fmt.Errorf("backup of guest %d (%s) on node %s to %s: %w", opts.VMID, g.Type, node, where, err)
-	}
-
-	// find the archive this task wrote
-	if storage == "" {
-		for _, l := range res.Lines {
-			if m := reLogStorage.FindStringSubmatch(l); m != nil && strings.Contains(l, "starting new backup job") {
-				storage = m[1]
-				break
-			}
-		}
-	}
-	if storage == "" {
-		storage, err = c.defaultBackupStorage(ctx, node)
-		if err != nil {
-			return nil, fmt.Errorf("backup of guest %d: the task %s succeeded, but its storage could not be found: %w", opts.VMID, answer, err)
-		}
-	}
-	volid := ""
-	for _, l := range res.Lines {
-		if v, ok := archiveVolID(storage, l); ok {
-			volid = v
-			break
-		}
-	}
-	list, err := c.listContent(ctx, node, storage, opts.VMID)
-	if err != nil {
-		return nil, fmt.Errorf("backup of guest %d: the task %s succeeded, but: %w", opts.VMID, answer, err)
-	}
-	var found *Backup
-	for i := range list {
-		if list[i].VolID == volid {
-			found = &list[i]
-			break
-		}
-	}
-	if found == nil {
-		// fallback: the newest backup of the guest created since the task started
-		sortBackups(list)
-		start := res.UPID.StartTime.Add(-time.Second)
-		for i := range list {
-			if !list[i].CreatedAt.Before(start) {
-				found = &list[i]
-				break
-			}
-		}
-	}
-	if found == nil {
-		if volid != "" {
-			return nil, fmt.Errorf("backup of guest %d: the task %s succeeded and logged the archive %s, but storage %s does not list it", opts.VMID, answer, volid, storage)
-		}
-		return nil, fmt.Errorf("backup of guest %d: the task %s succeeded, but no new archive of the guest is listed on storage %s", opts.VMID, answer, storage)
-	}
-	return &BackupResult{Backup: *found, UPID: answer, Warnings: res.Warnings}, nil
-}
-
 // defaultBackupStorage reads the storage vzdump uses when none is given.
 func (c *Client) defaultBackupStorage(ctx context.Context, node string) (string, error) {
 	var d struct {
@@ -294,9 +159,14 @@ func (c *Client) resolveBackupNode(ctx context.Context, bn BackupName) (string, 
 	return nodes[0], nil
 }
 
-// GetBackup reads one backup from its storage's content listing. A backup
-// that is not listed gives an error for which IsNotFound is true. node ""
+// GetBackup reads one backup from its storage's content listing. node ""
 // means the owner guest's node, or the first online node.
+//
+// PVE leaves out of the listing, without an error, the backups the caller
+// may not access. So a backup the listing does not show is asked for by
+// name: an error for which IsNotFound is true comes only when PVE says it
+// does not exist, and a backup the caller cannot see is an error for which
+// IsForbidden is true, naming the privileges it needs.
 func (c *Client) GetBackup(ctx context.Context, node, volid string) (*Backup, error) {
 	storage, _, err := ParseVolID(volid)
 	if err != nil {
@@ -321,7 +191,46 @@ func (c *Client) GetBackup(ctx context.Context, node, volid string) (*Backup, er
 			return &list[i], nil
 		}
 	}
-	return nil, newKindError(kindNotFound, nil, "backup %s does not exist on storage %s (node %s)", volid, storage, node)
+	return c.getUnlistedBackup(ctx, node, storage, volid, vmid)
+}
+
+// reVolumeMissingMsg: how PVE's volume lookups say a backup file or PBS
+// snapshot is not there.
+var reVolumeMissingMsg = regexp.MustCompile(`(?i)failed - no format|unable to find snapshot|does not exist|no such file`)
+
+// volumeInfo is GET /nodes/{node}/storage/{storage}/content/{volume}.
+type volumeInfo struct {
+	Size      uint64   `json:"size"`
+	Format    string   `json:"format"`
+	Notes     string   `json:"notes"`
+	Protected flexBool `json:"protected"`
+}
+
+// getUnlistedBackup asks for a backup the listing did not show: PVE checks
+// the caller's access to the volume before it looks for it, so a 403 means
+// hidden, and any other answer says whether it exists.
+func (c *Client) getUnlistedBackup(ctx context.Context, node, storage, volid string, vmid int) (*Backup, error) {
+	var info volumeInfo
+	err := c.get(ctx, segPath("nodes", node, "storage", storage, "content", volid), nil, &info)
+	var ae *APIError
+	switch {
+	case err == nil:
+		// listed by name but not in the listing: report it as it is
+		b, ok := backupFromVolID(volid, node)
+		if !ok {
+			b = Backup{VolID: volid, Node: node, Storage: storage, VMID: vmid}
+		}
+		b.Size, b.Notes, b.Protected = int64(info.Size), firstLine(info.Notes), bool(info.Protected)
+		return &b, nil
+	case errors.As(err, &ae) && ae.StatusCode == 403:
+		return nil, newKindError(kindForbidden, err, "backup %s is not visible to this user or token, so whether it still exists is unknown "+
+			"(PVE lists a backup only with Datastore.Allocate on /storage/%s, or Datastore.AllocateSpace on /storage/%s "+
+			"and VM.Backup on /vms/%d)", volid, storage, storage, vmid)
+	case IsNotFound(err) || (errors.As(err, &ae) && matchAny(reVolumeMissingMsg, []string{ae.Status, ae.Message})):
+		return nil, newKindError(kindNotFound, err, "backup %s does not exist on storage %s (node %s)", volid, storage, node)
+	default:
+		return nil, fmt.Errorf("reading backup %s: %w", volid, err)
+	}
 }
 
 // ListBackups lists a guest's backups, newest first (by creation time, ties by

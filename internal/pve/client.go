@@ -43,7 +43,14 @@ type Client struct {
 	// polling knobs (tests shorten them)
 	pollMin time.Duration
 	pollMax time.Duration
-	now     func() time.Time
+	// logReadInterval: how often a running task's log is read
+	logReadInterval time.Duration
+	// transientGrace: how long a task is waited for through failing polls
+	transientGrace time.Duration
+	// cleanupTimeout bounds the clean-up after an interrupted operation
+	// (stopping a task, removing a partial archive, starting a guest again)
+	cleanupTimeout time.Duration
+	now            func() time.Time
 }
 
 const (
@@ -73,6 +80,10 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		pollMin:   100 * time.Millisecond,
 		pollMax:   2 * time.Second,
 		now:       time.Now,
+
+		logReadInterval: defaultLogReadInterval,
+		transientGrace:  defaultTransientGrace,
+		cleanupTimeout:  defaultCleanupTimeout,
 	}
 	if c.userAgent == "" {
 		c.userAgent = defaultUserAgent

@@ -114,6 +114,8 @@ type RestoreError struct {
 	Backup            string // the volid that was being restored
 	GuestState        string // running, stopped, absent, not created, unknown
 	SafetyBackupVolID string
+	PreviousStatus    string // the guest's power state before the restore, "" when not read yet
+	Node              string
 	Err               error
 }
 

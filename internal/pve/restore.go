@@ -17,9 +17,10 @@ const (
 	stateUnknown           = "unknown"
 )
 
-// Restore restores a backup onto a guest (existing or new), following
-// design.md §2: check the backup, take a safety backup of an existing guest,
-// shut it down, restore with force, start it again. Any failure is a
+// Restore restores a backup onto a guest (existing or new): check
+// everything that can be checked without touching the guest, take a safety
+// backup of an existing guest, shut it down, restore with force, start it
+// again. Any failure is a
 // *RestoreError naming the step, the state the guest was left in and the
 // safety backup.
 func (c *Client) Restore(ctx context.Context, opts RestoreOptions, progress ProgressFunc) (*RestoreResult, error) {
@@ -37,6 +38,7 @@ type restoreRun struct {
 	guestType string
 	existed   bool
 	safety    string
+	res       *RestoreResult // what is known so far
 }
 
 func (r *restoreRun) fail(ctx context.Context, step string, err error) (*RestoreResult, error) {
@@ -60,7 +62,12 @@ func (r *restoreRun) fail(ctx context.Context, step string, err error) (*Restore
 	} else if !r.existed && r.node == "" {
 		state = stateNotCreated
 	}
-	return nil, &RestoreError{Step: step, VMID: r.opts.VMID, Backup: r.opts.Backup, GuestState: state, SafetyBackupVolID: r.safety, Err: err}
+	rerr := &RestoreError{Step: step, VMID: r.opts.VMID, Backup: r.opts.Backup, GuestState: state, SafetyBackupVolID: r.safety, Err: err}
+	if r.res != nil {
+		rerr.PreviousStatus = r.res.PreviousStatus
+		rerr.Node = r.node
+	}
+	return nil, rerr
 }
 
 func (r *restoreRun) say(format string, args ...any) {
@@ -70,132 +77,303 @@ func (r *restoreRun) say(format string, args ...any) {
 }
 
 func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
+	res := &RestoreResult{PreviousStatus: stateAbsent}
+	r.res = res
+	plan, err := r.preflight(ctx, res)
+	if err != nil {
+		return r.fail(ctx, plan.failedStep, err)
+	}
+	res.Node, res.GuestType = r.node, r.guestType
+
+	if r.existed {
+		if err := r.takeSafetyBackup(ctx, res, plan); err != nil {
+			return r.fail(ctx, "safety backup", err)
+		}
+		if plan.current.Status != "stopped" {
+			if err := r.shutdown(ctx); err != nil {
+				return r.failBeforeRestore(ctx, "shutdown", res, err)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return r.failBeforeRestore(ctx, "restore", res, ctx.Err())
+	}
+
+	// From here on the guest's disks are being replaced: a Ctrl-C no longer
+	// abandons the run (that would leave the guest half-restored and down),
+	// only the deadline does.
+	ctx, cancel := detachKeepDeadline(ctx)
+	defer cancel()
+	upid, err := r.startRestoreTask(ctx, plan)
+	if err != nil {
+		return r.failBeforeRestore(ctx, "restore", res, err)
+	}
+	res.UPID = upid
+	if _, err := r.c.waitTask(ctx, upid, r.progress); err != nil {
+		return r.fail(ctx, "restore", err)
+	}
+	res.RestoredAt = time.Now().UTC()
+	if err := r.startIfWanted(ctx, res.PreviousStatus); err != nil {
+		return r.fail(ctx, err.step, err.err)
+	}
+	// only now may a re-run stop treating the guest as down from this run
+	r.markSafetyBackupDone(ctx)
+	st, err := r.c.GuestStatus(ctx, r.node, r.opts.VMID, r.guestType)
+	if err != nil {
+		return r.fail(ctx, "confirm state", err)
+	}
+	res.FinalStatus = st.Status
+	return res, nil
+}
+
+// detachKeepDeadline is ctx without its cancellation but with its deadline.
+func detachKeepDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return context.WithCancel(d)
+}
+
+// restorePlan is what the checks found out before anything is touched.
+type restorePlan struct {
+	failedStep    string
+	current       *Guest // the existing guest's status (nil for a new guest)
+	targetStorage string // the storage the root filesystem / disks go to ("" = PVE's choice, VMs only)
+	safetyStorage string
+	// resumed: an earlier attempt of this restore took a safety backup and
+	// left the guest down; its volid and the power state from before it
+	resumed       string
+	resumedStatus string
+}
+
+// preflight runs every check that can fail without changing the guest:
+// the backup exists and fits the guest, the guest is not locked or
+// protected, and the target storage can hold it.
+func (r *restoreRun) preflight(ctx context.Context, res *RestoreResult) (*restorePlan, error) {
 	o := r.opts
 	c := r.c
+	plan := &restorePlan{failedStep: "check backup"}
 	if o.VMID <= 0 {
-		return r.fail(ctx, "check backup", fmt.Errorf("invalid vmid %d", o.VMID))
+		return plan, fmt.Errorf("invalid vmid %d", o.VMID)
 	}
 	bn, err := ParseBackupVolID(o.Backup)
 	if err != nil {
-		return r.fail(ctx, "check backup", err)
+		return plan, err
 	}
 	r.bn = bn
 
-	// the target guest
+	plan.failedStep = "check guest"
 	g, err := c.FindGuest(ctx, o.VMID)
 	switch {
 	case err == nil:
 		r.existed = true
 		r.node, r.guestType = g.Node, g.Type
 		if g.Type != bn.GuestType {
-			return r.fail(ctx, "check backup", fmt.Errorf("backup %s is a %s backup, but guest %d is a %s: a %s backup can only be restored onto a %s (or into a new vmid)",
-				o.Backup, typeName(bn.GuestType), o.VMID, typeName(g.Type), typeName(bn.GuestType), typeName(bn.GuestType)))
+			plan.failedStep = "check backup"
+			return plan, fmt.Errorf("backup %s is a %s backup, but guest %d is a %s: a %s backup can only be restored onto a %s (or into a new vmid)",
+				o.Backup, typeName(bn.GuestType), o.VMID, typeName(g.Type), typeName(bn.GuestType), typeName(bn.GuestType))
 		}
 		if o.Node != "" && o.Node != g.Node {
-			return r.fail(ctx, "check guest", fmt.Errorf("guest %d is on node %s, not on node %s: PVE cannot restore over a guest of another node", o.VMID, g.Node, o.Node))
+			return plan, fmt.Errorf("guest %d is on node %s, not on node %s: PVE cannot restore over a guest of another node", o.VMID, g.Node, o.Node)
 		}
 	case IsNotFound(err):
 		r.guestType = bn.GuestType
 	default:
-		return r.fail(ctx, "check guest", err)
+		return plan, err
 	}
 
-	// the backup must exist where we restore
+	plan.failedStep = "check backup"
 	if r.node == "" {
 		r.node = o.Node
 	}
 	if r.node != "" {
 		b, err := c.GetBackup(ctx, r.node, o.Backup)
 		if err != nil {
-			// GetBackup's not-found error already names the volid, storage and node.
-			return r.fail(ctx, "check backup", err)
+			// GetBackup's errors name the volid, storage and node.
+			return plan, err
 		}
 		if err := checkBackupType(*b, bn.GuestType); err != nil {
-			return r.fail(ctx, "check backup", err)
+			return plan, err
 		}
-	} else {
-		node, err := r.findBackupNode(ctx)
-		if err != nil {
-			return r.fail(ctx, "check backup", err)
-		}
-		r.node = node
+	} else if r.node, err = r.findBackupNode(ctx); err != nil {
+		return plan, err
 	}
-	res := &RestoreResult{Node: r.node, GuestType: r.guestType, PreviousStatus: stateAbsent}
 
-	lxcStorage := o.Storage
+	plan.failedStep = "check guest"
+	plan.targetStorage = o.Storage
 	if r.existed {
-		st, err := c.GuestStatus(ctx, r.node, o.VMID, r.guestType)
-		if err != nil {
-			return r.fail(ctx, "check guest", err)
-		}
-		if st.Lock != "" {
-			st, err = r.waitUnlocked(ctx, st)
-			if err != nil {
-				return r.fail(ctx, "check guest", err)
-			}
-		}
-		res.PreviousStatus = st.Status
-		cfg, err := c.guestConfig(ctx, r.node, o.VMID, r.guestType)
-		if err != nil {
-			return r.fail(ctx, "check guest", err)
-		}
-		if cfg["protection"] == "1" {
-			return r.fail(ctx, "check guest", newKindError(kindProtected, nil,
-				"guest %d has protection enabled, so PVE refuses to overwrite it: turn protection off first (pct/qm set %d --protection 0)", o.VMID, o.VMID))
-		}
-		if r.guestType == GuestTypeLXC && lxcStorage == "" {
-			lxcStorage = volumeStorage(cfg["rootfs"])
-		}
-
-		// safety backup of the current state
-		if o.SafetyBackup {
-			target := o.SafetyBackupStorage
-			if target == "" {
-				target = bn.Storage
-			}
-			r.say("taking a safety backup of guest %d to storage %s", o.VMID, target)
-			sb, err := c.CreateBackup(ctx, BackupOptions{
-				VMID:          o.VMID,
-				Node:          r.node,
-				Storage:       target,
-				Compress:      "zstd",
-				NotesTemplate: "proxmoxapp safety backup before restoring " + o.Backup,
-			}, r.progress)
-			if err != nil {
-				return r.fail(ctx, "safety backup", err)
-			}
-			r.safety = sb.Backup.VolID
-			res.SafetyBackupVolID = sb.Backup.VolID
-			r.say("safety backup: %s", sb.Backup.VolID)
-		}
-
-		// stop it
-		if st.Status != "stopped" {
-			if err := r.shutdown(ctx); err != nil {
-				return r.fail(ctx, "shutdown", err)
-			}
+		if err := r.checkExistingGuest(ctx, res, plan); err != nil {
+			return plan, err
 		}
 	}
+	plan.failedStep = "check storage"
+	if err := r.checkTargetStorage(ctx, plan); err != nil {
+		return plan, err
+	}
+	if r.existed && o.SafetyBackup && plan.resumed == "" {
+		plan.safetyStorage = o.SafetyBackupStorage
+		if plan.safetyStorage == "" {
+			plan.safetyStorage = bn.Storage
+		}
+		if err := r.checkStorageContent(ctx, plan.safetyStorage, "backup", "safety_backup_storage"); err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
+}
 
-	// restore
+// checkExistingGuest waits out someone else's lock, refuses a protected
+// guest, records the power state and the root filesystem's storage, and
+// finds an earlier attempt of this restore that left the guest down.
+func (r *restoreRun) checkExistingGuest(ctx context.Context, res *RestoreResult, plan *restorePlan) error {
+	c, o := r.c, r.opts
+	st, err := c.GuestStatus(ctx, r.node, o.VMID, r.guestType)
+	if err != nil {
+		return err
+	}
+	if st.Lock != "" {
+		if st, err = r.waitUnlocked(ctx, st); err != nil {
+			return err
+		}
+	}
+	plan.current = st
+	res.PreviousStatus = st.Status
+	cfg, err := c.guestConfig(ctx, r.node, o.VMID, r.guestType)
+	if err != nil {
+		return err
+	}
+	if cfg["protection"] == "1" {
+		return newKindError(kindProtected, nil,
+			"guest %d has protection enabled, so PVE refuses to overwrite it: turn protection off first (pct/qm set %d --protection 0)", o.VMID, o.VMID)
+	}
+	if r.guestType == GuestTypeLXC && plan.targetStorage == "" {
+		plan.targetStorage = volumeStorage(cfg["rootfs"])
+	}
+	if st.Status == "stopped" && o.SafetyBackup {
+		r.findUnfinishedAttempt(ctx, res, plan)
+	}
+	return nil
+}
+
+// checkTargetStorage makes sure the restore's storage exists on the node and
+// can hold what the backup restores (rootdir for containers, images for VMs),
+// before the guest is touched: PVE checks it only when the restore starts.
+func (r *restoreRun) checkTargetStorage(ctx context.Context, plan *restorePlan) error {
+	content, attr := "images", "storage"
+	if r.guestType == GuestTypeLXC {
+		content = "rootdir"
+		if plan.targetStorage == "" {
+			s, err := r.containerStorage(ctx)
+			if err != nil {
+				return err
+			}
+			plan.targetStorage = s
+			return nil
+		}
+	}
+	if plan.targetStorage == "" {
+		return nil // VMs: the storages recorded in the backup
+	}
+	return r.checkStorageContent(ctx, plan.targetStorage, content, attr)
+}
+
+func (r *restoreRun) checkStorageContent(ctx context.Context, storage, content, attr string) error {
+	sts, err := r.c.nodeStorages(ctx, r.node, "")
+	if err != nil {
+		return err
+	}
+	for _, s := range sts {
+		if s.Storage != storage {
+			continue
+		}
+		switch {
+		case !s.has(content):
+			return fmt.Errorf("%s %q on node %s cannot hold %s (its content types are %s): choose a storage with %s content",
+				attr, storage, r.node, contentNoun(content), s.Content, content)
+		case int(s.Enabled) == 0 || int(s.Active) == 0:
+			return fmt.Errorf("%s %q is not enabled and active on node %s", attr, storage, r.node)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s %q does not exist on node %s", attr, storage, r.node)
+}
+
+func contentNoun(content string) string {
+	switch content {
+	case "rootdir":
+		return "container root filesystems"
+	case "images":
+		return "VM disks"
+	case "backup":
+		return "backups"
+	}
+	return content
+}
+
+// takeSafetyBackup backs the guest up as it is now, unless an earlier
+// attempt of the same restore already did and left the guest down.
+func (r *restoreRun) takeSafetyBackup(ctx context.Context, res *RestoreResult, plan *restorePlan) error {
+	o := r.opts
+	if plan.resumed != "" {
+		r.safety = plan.resumed
+		res.SafetyBackupVolID = plan.resumed
+		res.PreviousStatus = plan.resumedStatus
+		r.say("guest %d was left %s by an earlier attempt of this restore; its safety backup %s (taken while it was %s) is kept",
+			o.VMID, plan.current.Status, plan.resumed, plan.resumedStatus)
+		return nil
+	}
+	if !o.SafetyBackup {
+		return nil
+	}
+	r.say("taking a safety backup of guest %d to storage %s", o.VMID, plan.safetyStorage)
+	sb, err := r.c.CreateBackup(ctx, BackupOptions{
+		VMID:          o.VMID,
+		Node:          r.node,
+		Storage:       plan.safetyStorage,
+		Compress:      "zstd",
+		NotesTemplate: safetyNotes(o.Backup, plan.current.Status),
+	}, r.progress)
+	if sb != nil {
+		r.safety = sb.Backup.VolID
+		res.SafetyBackupVolID = sb.Backup.VolID
+		r.say("safety backup: %s", sb.Backup.VolID)
+	}
+	return err
+}
+
+// failBeforeRestore ends a run that stopped before the restore task began:
+// the guest's disks are untouched, so it goes back to its power state.
+func (r *restoreRun) failBeforeRestore(ctx context.Context, step string, res *RestoreResult, err error) (*RestoreResult, error) {
+	if r.existed && res.PreviousStatus == "running" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.c.cleanupTimeout)
+		defer cancel()
+		if st, serr := r.c.GuestStatus(cctx, r.node, r.opts.VMID, r.guestType); serr == nil && st.Status != "running" {
+			r.say("the restore did not start; starting guest %d again", r.opts.VMID)
+			if serr := r.c.powerAction(cctx, r.node, r.opts.VMID, r.guestType, "start", nil, r.progress); serr != nil {
+				err = fmt.Errorf("%w; starting the guest again failed too: %w", err, serr)
+			}
+		}
+		r.markSafetyBackupDone(cctx)
+	}
+	return r.fail(ctx, step, err)
+}
+
+// startRestoreTask posts the restore and returns its task.
+func (r *restoreRun) startRestoreTask(ctx context.Context, plan *restorePlan) (string, error) {
+	o := r.opts
 	body := map[string]any{"vmid": o.VMID}
 	var path string
 	if r.guestType == GuestTypeLXC {
-		if lxcStorage == "" {
-			lxcStorage, err = r.containerStorage(ctx)
-			if err != nil {
-				return r.fail(ctx, "restore", err)
-			}
-		}
 		path = segPath("nodes", r.node, "lxc")
 		body["ostemplate"] = o.Backup
 		body["restore"] = true
-		body["storage"] = lxcStorage
+		body["storage"] = plan.targetStorage
 	} else {
 		path = segPath("nodes", r.node, "qemu")
 		body["archive"] = o.Backup
-		if o.Storage != "" {
-			body["storage"] = o.Storage
+		if plan.targetStorage != "" {
+			body["storage"] = plan.targetStorage
 		}
 	}
 	if r.existed {
@@ -209,38 +387,36 @@ func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
 	}
 	r.say("restoring %s onto guest %d on node %s", o.Backup, o.VMID, r.node)
 	var upid string
-	if err := c.post(ctx, path, body, &upid); err != nil {
-		return r.fail(ctx, "restore", err)
-	}
-	res.UPID = upid
-	if _, err := c.waitTask(ctx, upid, r.progress); err != nil {
-		return r.fail(ctx, "restore", err)
-	}
-	res.RestoredAt = time.Now().UTC()
+	err := r.c.post(ctx, path, body, &upid)
+	return upid, err
+}
 
-	// start
-	start := res.PreviousStatus == "running"
-	if o.Start != nil {
-		start = *o.Start
+type stepError struct {
+	step string
+	err  error
+}
+
+// startIfWanted starts the guest when it ran before (or as Start says) and
+// confirms it runs.
+func (r *restoreRun) startIfWanted(ctx context.Context, previous string) *stepError {
+	start := previous == "running"
+	if r.opts.Start != nil {
+		start = *r.opts.Start
 	}
-	if start {
-		r.say("starting guest %d", o.VMID)
-		if err := c.powerAction(ctx, r.node, o.VMID, r.guestType, "start", nil, r.progress); err != nil {
-			// "already running" is fine
-			if st, serr := c.GuestStatus(ctx, r.node, o.VMID, r.guestType); serr != nil || st.Status != "running" {
-				return r.fail(ctx, "start", err)
-			}
+	if !start {
+		return nil
+	}
+	r.say("starting guest %d", r.opts.VMID)
+	if err := r.c.powerAction(ctx, r.node, r.opts.VMID, r.guestType, "start", nil, r.progress); err != nil {
+		// "already running" is fine
+		if st, serr := r.c.GuestStatus(ctx, r.node, r.opts.VMID, r.guestType); serr != nil || st.Status != "running" {
+			return &stepError{"start", err}
 		}
-		if err := c.waitStatus(ctx, r.node, o.VMID, r.guestType, "running", startConfirmTimeout); err != nil {
-			return r.fail(ctx, "confirm running", err)
-		}
 	}
-	st, err := c.GuestStatus(ctx, r.node, o.VMID, r.guestType)
-	if err != nil {
-		return r.fail(ctx, "confirm state", err)
+	if err := r.c.waitStatus(ctx, r.node, r.opts.VMID, r.guestType, "running", startConfirmTimeout); err != nil {
+		return &stepError{"confirm running", err}
 	}
-	res.FinalStatus = st.Status
-	return res, nil
+	return nil
 }
 
 func typeName(t string) string {

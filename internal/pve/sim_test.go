@@ -342,7 +342,7 @@ func TestSimRestoreLXCRoundTrip(t *testing.T) {
 		t.Fatalf("sim state %+v", st)
 	}
 	sb, err := c.GetBackup(ctx, "pve1", res.SafetyBackupVolID)
-	if err != nil || sb.Notes != "proxmoxapp safety backup before restoring "+b.VolID || sb.Format != "tar.zst" {
+	if err != nil || sb.Notes != "proxmoxapp safety backup before restoring "+b.VolID+" (guest was running); restore ended" || sb.Format != "tar.zst" {
 		t.Fatalf("safety backup %+v %v", sb, err)
 	}
 	if len(lines) == 0 {

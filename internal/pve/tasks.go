@@ -62,77 +62,143 @@ type taskLogPage struct {
 }
 
 const (
-	logTailLines      = 10
-	maxTransientPolls = 6
+	logTailLines = 10
+	// defaultLogReadInterval spaces out log reads while a task runs: the
+	// status alone says when it ends, and the log is read once more then.
+	defaultLogReadInterval = 2 * time.Second
+	// defaultTransientGrace is how long a task is waited for through
+	// failing polls (5xx, 595/596, dropped connections) before giving up:
+	// a node restart or a proxy hiccup lasts seconds to minutes, and giving
+	// up early abandons a task that PVE goes on to finish.
+	defaultTransientGrace = 5 * time.Minute
 )
 
+// WaitError is a wait for a task that ended before the task did: the
+// context was cancelled or timed out, or the node could not be asked for
+// longer than the transient grace. The task may still be running.
+type WaitError struct {
+	UPID  UPID
+	Lines []string // the log lines read so far
+	Err   error
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("stopped waiting for task %s (it may still be running on node %s): %v", e.UPID.Raw, e.UPID.Node, e.Err)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
 // waitTask waits for a task, forwarding each new log line to progress, and
-// classifies its exit status: OK and WARNINGS: N succeed, all else is a
-// *TaskError.
+// classifies its exit status: OK and WARNINGS: N succeed, a failed task is a
+// *TaskError, and a wait that ends first is a *WaitError.
 func (c *Client) waitTask(ctx context.Context, upidStr string, progress ProgressFunc) (*taskResult, error) {
 	upid, err := ParseUPID(upidStr)
 	if err != nil {
 		return nil, err
 	}
-	statusPath := segPath("nodes", upid.Node, "tasks", upid.Raw, "status")
-	logPath := segPath("nodes", upid.Node, "tasks", upid.Raw, "log")
+	w := &taskWatch{c: c, upid: upid, progress: progress,
+		statusPath: segPath("nodes", upid.Node, "tasks", upid.Raw, "status"),
+		logPath:    segPath("nodes", upid.Node, "tasks", upid.Raw, "log")}
+	return w.wait(ctx)
+}
 
-	var lines []string
-	seen := 0
-	readLog := func() error {
-		for {
-			page, err := c.taskLog(ctx, logPath, seen)
-			if err != nil {
-				return err
-			}
-			got := 0
-			sort.SliceStable(page.lines, func(i, j int) bool { return page.lines[i].N < page.lines[j].N })
-			for _, l := range page.lines {
-				n := int(l.N)
-				if n <= seen {
-					continue
-				}
-				seen = n
-				got++
-				lines = append(lines, l.T)
-				if progress != nil {
-					progress(l.T)
-				}
-				tflog.Debug(ctx, l.T, map[string]any{"upid": upid.Raw})
-			}
-			if got == 0 || seen >= page.total {
-				return nil
-			}
-		}
-	}
+// taskWatch is one wait for one task.
+type taskWatch struct {
+	c                   *Client
+	upid                UPID
+	progress            ProgressFunc
+	statusPath, logPath string
+	lines               []string
+	seen                int
+	lastLogRead         time.Time
+}
 
-	poll := c.newPoller()
-	failures := 0
+func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
+	poll := w.c.newPoller()
+	var failingSince time.Time
 	for {
-		var st taskStatus
-		err := c.get(ctx, statusPath, nil, &st)
-		if err == nil {
-			err = readLog()
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("stopped waiting for task %s (it may still be running on node %s): %w", upid.Raw, upid.Node, ctx.Err())
+		st, err := w.pollOnce(ctx)
+		switch {
+		case err == nil && st.Status != "" && st.Status != "running":
+			// the log is complete once the task has ended
+			if lerr := w.readLog(ctx); lerr != nil {
+				tflog.Warn(ctx, "could not read the end of a task log", map[string]any{"upid": w.upid.Raw, "error": lerr.Error()})
 			}
-			failures++
-			if !transientPollError(err) || failures > maxTransientPolls {
-				return nil, fmt.Errorf("reading the status of task %s: %w", upid.Raw, err)
+			return classifyTask(w.upid, st.ExitStatus, w.lines)
+		case err == nil:
+			failingSince = time.Time{}
+		case ctx.Err() != nil:
+			return nil, w.stopped(ctx.Err())
+		case !transientPollError(err):
+			return nil, fmt.Errorf("reading the status of task %s: %w", w.upid.Raw, err)
+		default:
+			if failingSince.IsZero() {
+				failingSince = time.Now()
 			}
-			tflog.Warn(ctx, "transient error while polling a PVE task", map[string]any{"upid": upid.Raw, "error": err.Error()})
-		} else {
-			failures = 0
-			if st.Status != "" && st.Status != "running" {
-				return classifyTask(upid, st.ExitStatus, lines)
+			if time.Since(failingSince) > w.c.transientGrace {
+				return nil, w.stopped(fmt.Errorf("node %s did not answer for %s: %w", w.upid.Node, w.c.transientGrace, err))
 			}
+			tflog.Warn(ctx, "transient error while polling a PVE task; retrying", map[string]any{"upid": w.upid.Raw, "error": err.Error()})
 		}
 		if err := poll.wait(ctx); err != nil {
-			return nil, fmt.Errorf("stopped waiting for task %s (it may still be running on node %s): %w", upid.Raw, upid.Node, err)
+			return nil, w.stopped(err)
 		}
 	}
+}
+
+func (w *taskWatch) stopped(err error) error {
+	return &WaitError{UPID: w.upid, Lines: append([]string(nil), w.lines...), Err: err}
+}
+
+// pollOnce reads the task's status, and its log when it is due.
+func (w *taskWatch) pollOnce(ctx context.Context) (taskStatus, error) {
+	var st taskStatus
+	if err := w.c.get(ctx, w.statusPath, nil, &st); err != nil {
+		return st, err
+	}
+	if st.Status == "running" && time.Since(w.lastLogRead) >= w.c.logReadInterval {
+		if err := w.readLog(ctx); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// readLog forwards the log lines not seen yet.
+func (w *taskWatch) readLog(ctx context.Context) error {
+	w.lastLogRead = time.Now()
+	for {
+		page, err := w.c.taskLog(ctx, w.logPath, w.seen)
+		if err != nil {
+			return err
+		}
+		got := 0
+		sort.SliceStable(page.lines, func(i, j int) bool { return page.lines[i].N < page.lines[j].N })
+		for _, l := range page.lines {
+			n := int(l.N)
+			if n <= w.seen {
+				continue
+			}
+			w.seen = n
+			got++
+			w.lines = append(w.lines, l.T)
+			if w.progress != nil {
+				w.progress(l.T)
+			}
+		}
+		if got == 0 || w.seen >= page.total {
+			return nil
+		}
+	}
+}
+
+// stopTask asks PVE to stop a task (DELETE on the task) and waits, within
+// ctx, for it to end. It returns how the task ended.
+func (c *Client) stopTask(ctx context.Context, upid UPID) (*taskResult, error) {
+	if err := c.del(ctx, segPath("nodes", upid.Node, "tasks", upid.Raw), nil, nil); err != nil {
+		return nil, fmt.Errorf("stopping task %s: %w", upid.Raw, err)
+	}
+	return c.waitTask(ctx, upid.Raw, nil)
 }
 
 // taskLog reads the log from line start+1 on. "limit=0" means "to the end" on

@@ -82,6 +82,9 @@ type BackupResult struct {
 	Backup   Backup
 	UPID     string
 	Warnings []string // WARN: lines of the task log (task ended WARNINGS: N)
+	// Unconfirmed is set when the task succeeded but its storage could not
+	// be listed: Backup then holds only what the logged volid says.
+	Unconfirmed error
 }
 
 // ListOptions filter ListBackups.

@@ -48,6 +48,7 @@ func newUnitClient(t *testing.T, h http.Handler) *Client {
 		t.Fatal(err)
 	}
 	c.pollMin, c.pollMax = 5*time.Millisecond, 20*time.Millisecond
+	c.logReadInterval = 0
 	return c
 }
 
