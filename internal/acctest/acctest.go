@@ -44,6 +44,18 @@ func New(t *testing.T) *Env { return NewWithConfig(t, nil) }
 // the default one). Against a real node the configuration is ignored.
 func NewWithConfig(t *testing.T, cfg *pvesim.Config) *Env {
 	t.Helper()
+	return newEnv(t, cfg, 50*time.Millisecond)
+}
+
+// NewSlow is NewWithConfig with a fixed time added to every vzdump and
+// restore task, for tests that act while a task runs.
+func NewSlow(t *testing.T, cfg *pvesim.Config, taskTime time.Duration) *Env {
+	t.Helper()
+	return newEnv(t, cfg, taskTime)
+}
+
+func newEnv(t *testing.T, cfg *pvesim.Config, taskOverhead time.Duration) *Env {
+	t.Helper()
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance tests need TF_ACC=1 (make test sets it)")
 	}
@@ -65,7 +77,7 @@ func NewWithConfig(t *testing.T, cfg *pvesim.Config) *Env {
 		// Fast enough for a quick suite, slow enough that every task is
 		// really waited for.
 		Throughput:   512 << 20,
-		TaskOverhead: 50 * time.Millisecond,
+		TaskOverhead: taskOverhead,
 	})
 	if err != nil {
 		t.Fatalf("starting the PVE simulator: %v", err)

@@ -55,6 +55,7 @@ type Sim struct {
 	caPEM    []byte
 
 	throughput atomic.Int64
+	crashed    atomic.Bool // Crash: running tasks end without a TASK line
 	overhead   time.Duration
 	ticketLife atomic.Int64 // nanoseconds
 
@@ -170,6 +171,7 @@ func Start(opts Options) (*Sim, error) {
 	if err := s.initInventory(); err != nil {
 		return nil, err
 	}
+	s.loadTaskLogs()
 	tlsCfg, caPEM, err := ensureCerts(dir)
 	if err != nil {
 		return nil, err

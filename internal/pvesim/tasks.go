@@ -110,6 +110,9 @@ func (s *Sim) runTask(t *task, fn func(t *task) error) {
 	go func() {
 		defer s.wg.Done()
 		err := fn(t)
+		if s.crashed.Load() {
+			return // the node went down with its worker: the log ends where it was
+		}
 		t.mu.Lock()
 		switch {
 		case err == nil && t.warnings > 0:

@@ -1,0 +1,293 @@
+package provider
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
+)
+
+// The reliability matrix: Terraform itself is driven, interrupted (SIGINT,
+// a user's Ctrl-C), timed out, and run through failing requests, a node
+// outage, a narrow token and a node restart. Each case asserts what the
+// user sees and what is left on the simulator: every archive on the
+// storages is recorded in the state, a re-run takes no duplicate, and the
+// guest ends restored in its intended power state or back as it was.
+// RELIABILITY.md lists the cases and their outcomes.
+
+// faultRun is one case: a slow simulator (so that there is time to act while
+// a task runs) and a Terraform working directory.
+type faultRun struct {
+	t   *testing.T
+	env *acctest.Env
+	tf  *acctest.Terraform
+	mu  sync.Mutex
+}
+
+func newFaultRun(t *testing.T, cfg *pvesim.Config, taskTime time.Duration) *faultRun {
+	t.Helper()
+	env := acctest.NewSlow(t, cfg, taskTime)
+	env.RequireSim(t)
+	tf := acctest.NewTerraform(t, providerserver.NewProtocol6(New("test")()))
+	return &faultRun{t: t, env: env, tf: tf}
+}
+
+func (f *faultRun) sim() *pvesim.Sim {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.env.Sim
+}
+
+// restartSim crashes the node and brings it back after down.
+func (f *faultRun) restartSim(down time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next, err := f.env.Sim.Restart(down)
+	if err != nil {
+		f.t.Fatalf("restarting the simulator: %v", err)
+	}
+	f.env.Sim = next
+	f.t.Cleanup(func() { _ = next.Close() })
+}
+
+func (f *faultRun) apply(config string, extra ...string) acctest.Result {
+	f.t.Helper()
+	f.tf.SetConfig(config)
+	return f.tf.Apply(extra...)
+}
+
+// taskRunning is a moment to act: a task of that type is running.
+func (f *faultRun) taskRunning(typ string) func() bool {
+	return func() bool {
+		for _, tk := range f.sim().Tasks() {
+			if tk.Type == typ && tk.Running {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (f *faultRun) tasks(typ string) []pvesim.TaskInfo {
+	var out []pvesim.TaskInfo
+	for _, tk := range f.sim().Tasks() {
+		if tk.Type == typ {
+			out = append(out, tk)
+		}
+	}
+	return out
+}
+
+// archivesOnDisk lists every backup archive (and vzdump temporary file) on
+// the dir storages, as volids.
+func (f *faultRun) archivesOnDisk() []string {
+	f.t.Helper()
+	var out []string
+	for _, loc := range [][2]string{{"pve1", "local"}, {"pve2", "local"}, {"pve1", "nas"}} {
+		files, _ := filepath.Glob(filepath.Join(f.sim().StorageDumpDir(loc[0], loc[1]), "vzdump-*"))
+		for _, p := range files {
+			base := filepath.Base(p)
+			if strings.HasSuffix(base, ".log") || strings.HasSuffix(base, ".notes") || strings.HasSuffix(base, ".protected") {
+				continue
+			}
+			out = append(out, loc[1]+":backup/"+base)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// recorded lists the archives the state records: backups, and the safety
+// backups of restores (tainted ones included).
+func (f *faultRun) recorded() map[string]bool {
+	out := map[string]bool{}
+	for _, r := range f.tf.Resources() {
+		for _, key := range []string{"volid", "safety_backup_volid"} {
+			if v, ok := r.AttributeValues[key].(string); ok && v != "" {
+				out[v] = true
+			}
+		}
+	}
+	return out
+}
+
+// requireAccounted fails unless every archive on disk is in the state, and
+// the number on disk is want.
+func (f *faultRun) requireAccounted(want int, besides ...string) {
+	f.t.Helper()
+	rec := f.recorded()
+	for _, b := range besides {
+		rec[b] = true
+	}
+	disk := f.archivesOnDisk()
+	var untracked []string
+	for _, a := range disk {
+		if !rec[a] {
+			untracked = append(untracked, a)
+		}
+	}
+	if len(untracked) > 0 || len(disk) != want {
+		f.t.Fatalf("archives on disk %v (want %d); not in the state: %v", disk, want, untracked)
+	}
+}
+
+func requireExit(t *testing.T, r acctest.Result, code int, pattern string) {
+	t.Helper()
+	if r.ExitCode != code {
+		t.Fatalf("terraform %s exited %d, want %d:\n%s", strings.Join(r.Args, " "), r.ExitCode, code, r.Output())
+	}
+	// Terraform wraps long lines: a space in the pattern matches any white space
+	if pattern != "" && !regexp.MustCompile(strings.ReplaceAll(pattern, " ", `\s+`)).MatchString(r.Output()) {
+		t.Fatalf("terraform %s output does not match %q:\n%s", strings.Join(r.Args, " "), pattern, r.Output())
+	}
+}
+
+func oneBackupConfig(env *acctest.Env, extra string) string {
+	return env.ProviderConfig() + fmt.Sprintf(`
+resource "proxmoxapp_backup" "app" {
+  vmid    = 100
+  storage = "local"
+%s
+}
+`, extra)
+}
+
+// Ctrl-C while vzdump runs: the task is stopped on the node, nothing is left,
+// and the re-run takes exactly one backup.
+func TestReliability_backupCtrlC(t *testing.T) {
+	t.Parallel()
+	f := newFaultRun(t, nil, 3*time.Second)
+	f.tf.SetConfig(oneBackupConfig(f.env, ""))
+	f.tf.Init()
+	r := f.tf.RunInterrupted(f.taskRunning("vzdump"), "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 1, `(?s)Backup interrupted.*task UPID:pve1:\S+:vzdump:100:\S+ was stopped on node pve1; it (wrote no archive|had not started an archive)`)
+	if tk := f.tasks("vzdump"); len(tk) != 1 || tk[0].Running || !tk[0].Stopped {
+		t.Fatalf("vzdump tasks after the interrupt: %+v", tk)
+	}
+	f.requireAccounted(0)
+
+	requireExit(t, f.tf.Apply(), 0, "")
+	f.requireAccounted(1)
+	requireExit(t, f.tf.Apply(), 0, "No changes")
+}
+
+// timeouts.create shorter than the task: the same clean stop, named.
+func TestReliability_backupTimeout(t *testing.T) {
+	t.Parallel()
+	f := newFaultRun(t, nil, 3*time.Second)
+	f.tf.SetConfig(oneBackupConfig(f.env, `  timeouts = { create = "1s" }`))
+	f.tf.Init()
+	requireExit(t, f.tf.Apply(), 1, `(?s)Backup interrupted.*context deadline exceeded.*was stopped on node pve1`)
+	f.requireAccounted(0)
+	requireExit(t, f.apply(oneBackupConfig(f.env, "")), 0, "")
+	f.requireAccounted(1)
+}
+
+// Status polls failing with HTTP 500 ten times, then the node answering 595
+// for 5 s: the provider waits through both and records the backup.
+func TestReliability_backupPollFailures(t *testing.T) {
+	t.Parallel()
+	f := newFaultRun(t, nil, 4*time.Second)
+	f.tf.SetConfig(oneBackupConfig(f.env, ""))
+	f.tf.Init()
+	f.sim().FailRequests("GET", "/nodes/{node}/tasks/{upid}/status", 500, "proxy loop detected", 10)
+	r := f.tf.RunActing(f.taskRunning("vzdump"), func() {
+		f.sim().SetNodeOffline("pve1", true)
+		time.AfterFunc(5*time.Second, func() { f.sim().SetNodeOffline("pve1", false) })
+	}, nil, "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 0, "")
+	f.requireAccounted(1)
+}
+
+// The task succeeds but the listing that should show its archive fails: the
+// archive is recorded from the task log, and a refresh reads its size.
+func TestReliability_listingFailsAfterTask(t *testing.T) {
+	t.Parallel()
+	f := newFaultRun(t, nil, time.Second)
+	f.tf.SetConfig(oneBackupConfig(f.env, ""))
+	f.tf.Init()
+	r := f.tf.RunActing(f.taskRunning("vzdump"), func() {
+		f.sim().FailRequests("GET", "/nodes/{node}/storage/{storage}/content", 500, "storage 'local' is not online", 1)
+	}, nil, "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 0, `(?s)Backup taken, but not read back`)
+	f.requireAccounted(1)
+	requireExit(t, f.tf.Apply("-refresh-only"), 0, "")
+	if size, _ := f.tf.Resources()["proxmoxapp_backup.app"].AttributeValues["size"].(float64); size <= 0 {
+		t.Fatalf("size after refresh: %v", size)
+	}
+}
+
+// 30 backups at -parallelism=30 on one node, which is unreachable for 5 s
+// right after the 30 vzdump calls: no errors, 30 archives, all recorded, and
+// nothing to do on the re-run.
+func TestReliability_parallelNodeOutage(t *testing.T) {
+	t.Parallel()
+	cfg := pvesim.DefaultConfig()
+	var body strings.Builder
+	for i := 0; i < 30; i++ {
+		vmid := 300 + i
+		cfg.Guests = append(cfg.Guests, pvesim.GuestConfig{VMID: vmid, Type: "lxc", Node: "pve1", Name: fmt.Sprintf("app%d", i),
+			Status: "running", Files: map[string]string{"etc/hostname": fmt.Sprintf("app%d\n", i)}})
+		fmt.Fprintf(&body, "\nresource \"proxmoxapp_backup\" \"app%d\" {\n  vmid    = %d\n  storage = \"local\"\n}\n", i, vmid)
+	}
+	f := newFaultRun(t, cfg, 150*time.Millisecond)
+	f.tf.SetConfig(f.env.ProviderConfig() + body.String())
+	f.tf.Init()
+	r := f.tf.RunActing(func() bool { return len(f.tasks("vzdump")) == 30 }, func() {
+		f.sim().SetNodeOffline("pve1", true)
+		time.AfterFunc(5*time.Second, func() { f.sim().SetNodeOffline("pve1", false) })
+	}, nil, "apply", "-auto-approve", "-no-color", "-parallelism=30")
+	requireExit(t, r, 0, "Apply complete! Resources: 30 added")
+	f.requireAccounted(30)
+	requireExit(t, f.tf.Run("plan", "-no-color", "-detailed-exitcode"), 0, "No changes")
+}
+
+// A token that may audit the storage but not read backups: a refresh keeps
+// the backup in the state (and says which privileges are missing), and a
+// destroy fails instead of claiming success; the archive stays recorded.
+func TestReliability_narrowToken(t *testing.T) {
+	t.Parallel()
+	f := newFaultRun(t, nil, 50*time.Millisecond)
+	requireExit(t, f.apply(oneBackupConfig(f.env, "")), 0, "")
+	f.tf.Init()
+	narrow := f.env.ReadOnlyProviderConfig() + `
+resource "proxmoxapp_backup" "app" {
+  vmid    = 100
+  storage = "local"
+}
+`
+	f.tf.SetConfig(narrow)
+	requireExit(t, f.tf.Apply("-refresh-only"), 1, `(?s)Backup not visible to these credentials.*Datastore.AllocateSpace on /storage/local.*VM.Backup on /vms/100`)
+	f.requireAccounted(1)
+	requireExit(t, f.tf.Run("destroy", "-auto-approve", "-no-color"), 1, `not visible to this user or token`)
+	requireExit(t, f.tf.Run("destroy", "-auto-approve", "-no-color", "-refresh=false"), 1, `(?s)Unable to delete backup.*not visible to this user or token`)
+	if !strings.Contains(f.tf.Run("state", "list").Stdout, "proxmoxapp_backup.app") {
+		t.Fatal("a failed destroy dropped the backup from the state")
+	}
+	f.requireAccounted(1)
+	// with the right token everything is as before
+	requireExit(t, f.apply(oneBackupConfig(f.env, "")), 0, "No changes")
+}
+
+// The node restarts while vzdump runs: the task dies with the node, the
+// provider reports it, nothing is left, and the re-run takes one backup.
+func TestReliability_backupNodeRestart(t *testing.T) {
+	t.Parallel()
+	f := newFaultRun(t, nil, 3*time.Second)
+	f.tf.SetConfig(oneBackupConfig(f.env, ""))
+	f.tf.Init()
+	r := f.tf.RunActing(f.taskRunning("vzdump"), func() { f.restartSim(2 * time.Second) }, nil, "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 1, `(?s)Backup failed.*vzdump task \S+ on node pve1 failed: unexpected status`)
+	f.requireAccounted(0)
+	requireExit(t, f.tf.Apply(), 0, "")
+	f.requireAccounted(1)
+}
