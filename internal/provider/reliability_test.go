@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -290,4 +291,187 @@ func TestReliability_backupNodeRestart(t *testing.T) {
 	f.requireAccounted(0)
 	requireExit(t, f.tf.Apply(), 0, "")
 	f.requireAccounted(1)
+}
+
+// restoreCase: guest 100 backed up with the marker at "v1", then changed to
+// "v2" (the data a restore must not lose).
+type restoreCase struct {
+	*faultRun
+	root string
+}
+
+func newRestoreCase(t *testing.T, taskTime time.Duration) *restoreCase {
+	t.Helper()
+	f := newFaultRun(t, nil, taskTime)
+	rc := &restoreCase{faultRun: f, root: f.sim().GuestRootfs(100)}
+	writeGuestFile(t, rc.root, markerPath, "v1\n")
+	requireExit(t, f.apply(rc.config("")), 0, "")
+	f.tf.Init()
+	writeGuestFile(t, rc.root, markerPath, "v2\n")
+	return rc
+}
+
+func (rc *restoreCase) config(restore string) string {
+	return oneBackupConfig(rc.env, "") + restore
+}
+
+const restoreBlock = `
+resource "proxmoxapp_restore" "r" {
+  vmid   = 100
+  backup = proxmoxapp_backup.app.volid
+%s
+}
+`
+
+func (rc *restoreCase) withRestore(extra string) string {
+	return rc.config(fmt.Sprintf(restoreBlock, extra))
+}
+
+// requireGuest checks the marker's content and the guest's power state.
+func (rc *restoreCase) requireGuest(marker, status string) {
+	rc.t.Helper()
+	got, err := os.ReadFile(filepath.Join(rc.root, markerPath))
+	if err != nil || string(got) != marker+"\n" {
+		rc.t.Fatalf("marker is %q (%v), want %q", got, err, marker)
+	}
+	if st, _ := rc.sim().GuestState(100); st.Status != status {
+		rc.t.Fatalf("guest 100 is %s (lock %q), want %s", st.Status, st.Lock, status)
+	}
+}
+
+func (rc *restoreCase) restoreState() (safety string, tainted bool, ok bool) {
+	r := rc.tf.Resources()["proxmoxapp_restore.r"]
+	if r == nil {
+		return "", false, false
+	}
+	s, _ := r.AttributeValues["safety_backup_volid"].(string)
+	return s, r.Tainted, true
+}
+
+// Ctrl-C while the safety backup runs: its task is stopped, the guest keeps
+// running untouched, nothing is left, and the re-run restores.
+func TestReliability_restoreCtrlCSafetyBackup(t *testing.T) {
+	t.Parallel()
+	rc := newRestoreCase(t, 2*time.Second)
+	rc.tf.SetConfig(rc.withRestore(""))
+	r := rc.tf.RunInterrupted(rc.taskRunning("vzdump"), "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 1, `(?s)failed at step "safety backup".*was stopped on node pve1.*the guest was left running`)
+	rc.requireGuest("v2", "running")
+	rc.requireAccounted(1)
+	if _, _, ok := rc.restoreState(); ok {
+		t.Fatal("an interrupted restore that changed nothing is in the state")
+	}
+	requireExit(t, rc.tf.Apply(), 0, "")
+	rc.requireGuest("v1", "running")
+	rc.requireAccounted(2)
+}
+
+// Ctrl-C while the guest shuts down: the restore does not start, the guest
+// runs again with its data, its safety backup is removed, and the re-run
+// restores.
+func TestReliability_restoreCtrlCShutdown(t *testing.T) {
+	t.Parallel()
+	rc := newRestoreCase(t, 200*time.Millisecond)
+	rc.tf.SetConfig(rc.withRestore(""))
+	r := rc.tf.RunInterrupted(rc.taskRunning("vzshutdown"), "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 1, `(?s)failed at step "(shutdown|restore)".*the guest was left running`)
+	rc.requireGuest("v2", "running")
+	rc.requireAccounted(1)
+	if len(rc.tasks("vzrestore")) != 0 {
+		t.Fatal("a restore task ran after the interrupt")
+	}
+	requireExit(t, rc.tf.Apply(), 0, "")
+	rc.requireGuest("v1", "running")
+	rc.requireAccounted(2)
+}
+
+// Ctrl-C while the restore task runs: the provider does not abandon it; it
+// waits for the restore and the start, and records the run.
+func TestReliability_restoreCtrlCRestoreTask(t *testing.T) {
+	t.Parallel()
+	rc := newRestoreCase(t, 2*time.Second)
+	rc.tf.SetConfig(rc.withRestore(""))
+	r := rc.tf.RunInterrupted(rc.taskRunning("vzrestore"), "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 1, `proxmoxapp_restore.r: Creation complete`)
+	rc.requireGuest("v1", "running")
+	if safety, tainted, ok := rc.restoreState(); !ok || tainted || safety == "" {
+		t.Fatalf("restore state: safety %q tainted %v present %v", safety, tainted, ok)
+	}
+	rc.requireAccounted(2)
+	requireExit(t, rc.tf.Apply(), 0, "No changes")
+}
+
+// The restore task fails: the guest is left stopped, the failed run stays in
+// the state (tainted) with the safety backup that holds "v2", and the re-run
+// restores, starts the guest as it was before the first attempt, and keeps
+// recording that same safety backup.
+func TestReliability_restoreTaskFailsThenReRun(t *testing.T) {
+	t.Parallel()
+	rc := newRestoreCase(t, 100*time.Millisecond)
+	rc.sim().FailTask("vzrestore", 100, "tar: Unexpected EOF in archive")
+	requireExit(t, rc.apply(rc.withRestore("")), 1, `(?s)failed at step "restore".*Unexpected EOF in archive`)
+	first, tainted, ok := rc.restoreState()
+	if !ok || !tainted || first == "" {
+		t.Fatalf("after the failed restore: safety %q tainted %v present %v", first, tainted, ok)
+	}
+	if st, ok := rc.sim().GuestState(100); ok && st.Status != "stopped" {
+		t.Fatalf("guest after the failed restore: %+v", st)
+	}
+	rc.requireAccounted(2)
+
+	requireExit(t, rc.tf.Apply(), 0, "")
+	rc.requireGuest("v1", "running")
+	again, tainted, _ := rc.restoreState()
+	if again != first || tainted {
+		t.Fatalf("re-run records safety %q (tainted %v), want the first attempt's %s", again, tainted, first)
+	}
+	if n := len(rc.tasks("vzdump")); n != 2 {
+		t.Fatalf("%d vzdump tasks: the re-run took another safety backup", n)
+	}
+	rc.requireAccounted(2)
+}
+
+// A restore onto a storage that cannot hold containers is refused before the
+// safety backup and the shutdown: no downtime, nothing written.
+func TestReliability_restoreWrongStorageNoDowntime(t *testing.T) {
+	t.Parallel()
+	rc := newRestoreCase(t, 50*time.Millisecond)
+	r := rc.apply(rc.withRestore(`  storage = "nas"`))
+	requireExit(t, r, 1, `(?s)failed at step "check storage".*storage "nas" on node pve1 cannot hold container root filesystems`)
+	rc.requireGuest("v2", "running")
+	if n := len(rc.tasks("vzdump")); n != 1 {
+		t.Fatalf("%d vzdump tasks: a safety backup was taken before the check", n)
+	}
+	if n := len(rc.tasks("vzshutdown")); n != 0 {
+		t.Fatal("the guest was shut down before the check")
+	}
+	rc.requireAccounted(1)
+}
+
+// The node loses power while the restore task runs: the guest comes back
+// stopped and locked ("create"), the failed run keeps the safety backup in
+// the state, a re-run names the lock, and after the operator's unlock the
+// re-run restores and starts the guest.
+func TestReliability_restoreNodeRestart(t *testing.T) {
+	t.Parallel()
+	rc := newRestoreCase(t, 2*time.Second)
+	cfg := rc.withRestore(`  timeouts = { create = "8s" }`)
+	rc.tf.SetConfig(cfg)
+	r := rc.tf.RunActing(rc.taskRunning("vzrestore"), func() { rc.restartSim(time.Second) }, nil, "apply", "-auto-approve", "-no-color")
+	requireExit(t, r, 1, `(?s)failed at step "restore".*unexpected status`)
+	first, tainted, ok := rc.restoreState()
+	if !ok || !tainted || first == "" {
+		t.Fatalf("after the crash: safety %q tainted %v present %v", first, tainted, ok)
+	}
+	requireExit(t, rc.tf.Apply(), 1, `(?s)still locked \(create\)`)
+	if again, _, _ := rc.restoreState(); again != first {
+		t.Fatalf("the failed re-run records safety %q, want %s", again, first)
+	}
+	rc.sim().SetGuestLock(100, "") // the operator's pct unlock
+	requireExit(t, rc.tf.Apply(), 0, "")
+	rc.requireGuest("v1", "running")
+	if again, _, _ := rc.restoreState(); again != first {
+		t.Fatalf("re-run records safety %q, want %s", again, first)
+	}
+	rc.requireAccounted(2)
 }

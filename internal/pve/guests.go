@@ -2,6 +2,7 @@ package pve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -109,7 +110,16 @@ func (c *Client) powerAction(ctx context.Context, node string, vmid int, guestTy
 	if err := c.post(ctx, segPath("nodes", node, guestType, strconv.Itoa(vmid), "status", action), body, &upid); err != nil {
 		return fmt.Errorf("%s of guest %d on node %s: %w", action, vmid, node, err)
 	}
-	if _, err := c.waitTask(ctx, upid, progress); err != nil {
+	_, err := c.waitTask(ctx, upid, progress)
+	var we *WaitError
+	if errors.As(err, &we) {
+		// A power task takes seconds: let it end, so that whoever acts next
+		// sees the guest settled rather than changing under it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cleanupTimeout)
+		_, _ = c.waitTask(cctx, upid, progress)
+		cancel()
+	}
+	if err != nil {
 		return fmt.Errorf("%s of guest %d on node %s: %w", action, vmid, node, err)
 	}
 	return nil

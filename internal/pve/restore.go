@@ -87,7 +87,7 @@ func (r *restoreRun) run(ctx context.Context) (*RestoreResult, error) {
 
 	if r.existed {
 		if err := r.takeSafetyBackup(ctx, res, plan); err != nil {
-			return r.fail(ctx, "safety backup", err)
+			return r.failBeforeRestore(ctx, "safety backup", res, err)
 		}
 		if plan.current.Status != "stopped" {
 			if err := r.shutdown(ctx); err != nil {
@@ -202,6 +202,10 @@ func (r *restoreRun) preflight(ctx context.Context, res *RestoreResult) (*restor
 
 	plan.failedStep = "check guest"
 	plan.targetStorage = o.Storage
+	if !r.existed && o.SafetyBackup {
+		// an earlier attempt may have left the guest absent
+		r.findUnfinishedAttempt(ctx, res, plan)
+	}
 	if r.existed {
 		if err := r.checkExistingGuest(ctx, res, plan); err != nil {
 			return plan, err
@@ -232,6 +236,10 @@ func (r *restoreRun) checkExistingGuest(ctx context.Context, res *RestoreResult,
 	if err != nil {
 		return err
 	}
+	if st.Status == "stopped" && o.SafetyBackup {
+		// before anything can fail: a failing re-run must still name it
+		r.findUnfinishedAttempt(ctx, res, plan)
+	}
 	if st.Lock != "" {
 		if st, err = r.waitUnlocked(ctx, st); err != nil {
 			return err
@@ -249,9 +257,6 @@ func (r *restoreRun) checkExistingGuest(ctx context.Context, res *RestoreResult,
 	}
 	if r.guestType == GuestTypeLXC && plan.targetStorage == "" {
 		plan.targetStorage = volumeStorage(cfg["rootfs"])
-	}
-	if st.Status == "stopped" && o.SafetyBackup {
-		r.findUnfinishedAttempt(ctx, res, plan)
 	}
 	return nil
 }
@@ -343,18 +348,29 @@ func (r *restoreRun) takeSafetyBackup(ctx context.Context, res *RestoreResult, p
 }
 
 // failBeforeRestore ends a run that stopped before the restore task began:
-// the guest's disks are untouched, so it goes back to its power state.
+// the guest's disks are untouched, so it goes back to its power state, and
+// the safety backup this run took, a copy of what is still there, is
+// removed so that it leaves nothing behind.
 func (r *restoreRun) failBeforeRestore(ctx context.Context, step string, res *RestoreResult, err error) (*RestoreResult, error) {
-	if r.existed && res.PreviousStatus == "running" {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.c.cleanupTimeout)
-		defer cancel()
-		if st, serr := r.c.GuestStatus(cctx, r.node, r.opts.VMID, r.guestType); serr == nil && st.Status != "running" {
-			r.say("the restore did not start; starting guest %d again", r.opts.VMID)
-			if serr := r.c.powerAction(cctx, r.node, r.opts.VMID, r.guestType, "start", nil, r.progress); serr != nil {
-				err = fmt.Errorf("%w; starting the guest again failed too: %w", err, serr)
-			}
+	if !r.existed {
+		return r.fail(ctx, step, err)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.c.cleanupTimeout)
+	defer cancel()
+	st, serr := r.c.GuestStatus(cctx, r.node, r.opts.VMID, r.guestType)
+	if serr == nil && res.PreviousStatus == "running" && st.Status != "running" {
+		r.say("the restore did not start; starting guest %d again", r.opts.VMID)
+		if serr = r.c.powerAction(cctx, r.node, r.opts.VMID, r.guestType, "start", nil, r.progress); serr != nil {
+			err = fmt.Errorf("%w; starting the guest again failed too: %w", err, serr)
 		}
-		r.markSafetyBackupDone(cctx)
+	}
+	if serr == nil && r.safety != "" && r.safety != r.res.resumedFrom {
+		if derr := r.c.DeleteBackup(cctx, r.node, r.safety, nil); derr == nil {
+			r.say("guest %d is as it was; its safety backup %s was removed", r.opts.VMID, r.safety)
+			r.safety, res.SafetyBackupVolID = "", ""
+		} else {
+			r.markSafetyBackupDone(cctx)
+		}
 	}
 	return r.fail(ctx, step, err)
 }

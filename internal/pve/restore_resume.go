@@ -62,6 +62,11 @@ func (r *restoreRun) findUnfinishedAttempt(ctx context.Context, res *RestoreResu
 		if !ended && backup == r.opts.Backup && time.Since(b.CreatedAt) < 7*24*time.Hour {
 			plan.resumed, plan.resumedStatus = b.VolID, status
 			res.PreviousStatus = status
+			res.resumedFrom = b.VolID
+			res.SafetyBackupVolID = b.VolID
+			r.safety = b.VolID
+			r.say("an earlier attempt of this restore left guest %d down; its safety backup %s (taken while the guest was %s) is kept",
+				r.opts.VMID, b.VolID, status)
 		}
 		return // only the newest safety backup counts
 	}

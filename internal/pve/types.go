@@ -120,6 +120,8 @@ type RestoreResult struct {
 	SafetyBackupVolID string
 	RestoredAt        time.Time
 	FinalStatus       string
+
+	resumedFrom string // the safety backup of an earlier attempt, "" when none
 }
 
 // ProgressFunc receives task log lines as they are read.

@@ -29,11 +29,20 @@ func (s *Sim) Crash() error {
 }
 
 // Restart crashes the simulator, keeps the node down for down, and starts a
-// new one on the same address and data directory. Guests come back from the
-// configuration (runtime state is not persisted); finished and interrupted
-// tasks come back from their logs.
+// new one on the same address and data directory, as a node comes back from
+// a power loss: every guest is stopped (none is set to start on boot), a
+// config lock stays (a restore cut short leaves "create", a backup
+// "backup"), and finished and interrupted tasks come back from their logs.
 func (s *Sim) Restart(down time.Duration) (*Sim, error) {
 	addr := s.ln.Addr().String()
+	locks := map[int]string{}
+	s.mu.Lock()
+	for vmid, g := range s.guests {
+		if l := g.lock(); l != "" {
+			locks[vmid] = l
+		}
+	}
+	s.mu.Unlock()
 	if err := s.Crash(); err != nil {
 		return nil, err
 	}
@@ -42,7 +51,19 @@ func (s *Sim) Restart(down time.Duration) (*Sim, error) {
 	opts.Config = s.cfg
 	opts.Listen = addr
 	opts.Throughput = s.throughput.Load()
-	return Start(opts)
+	next, err := Start(opts)
+	if err != nil {
+		return nil, err
+	}
+	next.mu.Lock()
+	for _, g := range next.guests {
+		g.status = "stopped"
+	}
+	next.mu.Unlock()
+	for vmid, l := range locks {
+		next.SetGuestLock(vmid, l)
+	}
+	return next, nil
 }
 
 // loadTaskLogs brings back the tasks whose logs are on disk, as PVE reads a
