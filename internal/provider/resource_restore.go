@@ -97,8 +97,14 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"`shutdown_timeout`), restores with overwrite, and starts the guest again if it was running (or as `start` " +
 			"says). A guest locked by another operation is waited for during a quarter of the create timeout, then " +
 			"refused; a guest with protection enabled is refused. Restoring into a vmid that does not exist creates the " +
-			"guest. PVE may remove the old guest when an overwrite fails, so a failed restore reports the step that " +
-			"failed, PVE's message, the state the guest was left in and the safety backup to recover from.\n\n" +
+			"guest. Everything that can be checked without touching the guest (the backup, the guest's lock and " +
+			"protection, the target and safety-backup storages) is checked before the safety backup. A run that " +
+			"ends before the restore task (an error, or Ctrl-C) starts the guest again and removes its own safety " +
+			"backup; once the restore task runs, Ctrl-C no longer abandons it. PVE may remove the old guest when an " +
+			"overwrite fails, so a failed restore reports the step that failed, PVE's message, the state the guest " +
+			"was left in and the safety backup to recover from, and stays in the state as tainted with that safety " +
+			"backup: the next apply restores again, brings the guest to the power state it had before the first " +
+			"attempt, and keeps recording that safety backup.\n\n" +
 			"Reading the resource never re-runs or forgets the restore, even when the guest has vanished since. " +
 			"**Destroying the resource only removes it from the Terraform state**: the guest and its restored data are " +
 			"not touched.",
@@ -192,7 +198,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers:       keep,
 			},
 			"restored_at": schema.StringAttribute{
-				MarkdownDescription: "When the restore task finished (RFC 3339, UTC).",
+				MarkdownDescription: "When the restore task finished (RFC 3339, UTC); null for a run that failed.",
 				Computed:            true,
 				PlanModifiers:       keep,
 			},

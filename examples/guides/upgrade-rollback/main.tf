@@ -59,12 +59,8 @@ resource "proxmoxapp_backup" "pre_upgrade" {
   triggers = {
     app_version = var.app_version
   }
-
-  # Take the new backup before deleting the previous one, so that there is
-  # always a backup of the app.
-  lifecycle {
-    create_before_destroy = true
-  }
+  # A new version rotates the backup: the new one is taken before the
+  # previous one is deleted, so there is always a backup of the app.
 }
 
 # 2. The upgrade. It runs only after the backup exists, and is left out while

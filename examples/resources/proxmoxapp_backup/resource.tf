@@ -18,11 +18,6 @@ resource "proxmoxapp_backup" "before_upgrade" {
   timeouts = {
     create = "2h"
   }
-
-  # Delete the previous backup only once the new one exists.
-  lifecycle {
-    create_before_destroy = true
-  }
 }
 
 output "backup_volid" {
@@ -30,7 +25,9 @@ output "backup_volid" {
 }
 
 # A backup kept for good: protected, so neither PVE's pruning nor a destroy
-# removes it. Set protected = false and apply before destroying it.
+# removes it. Set protected = false and apply before destroying it. (A new
+# triggers value would still rotate it: new archive first, then the old one
+# is unprotected and deleted.)
 resource "proxmoxapp_backup" "golden" {
   vmid      = 100
   storage   = "local"
