@@ -475,3 +475,32 @@ func TestReliability_restoreNodeRestart(t *testing.T) {
 	}
 	rc.requireAccounted(2)
 }
+
+// A token that may back up and restore the guest but not power it: the
+// restore is refused before the safety backup, naming what is missing,
+// instead of failing at the shutdown with the guest half-handled.
+func TestReliability_restoreNarrowTokenChecksFirst(t *testing.T) {
+	t.Parallel()
+	cfg := pvesim.DefaultConfig()
+	cfg.Users = append(cfg.Users, pvesim.UserConfig{ID: "ops@pve", Password: "ops",
+		ACL: []pvesim.ACLEntry{
+			{Path: "/storage", Roles: []string{"PVEDatastoreUser"}},
+			{Path: "/vms/100", Privs: []string{"VM.Audit", "VM.Backup", "VM.Allocate", "VM.Config.Disk"}},
+		},
+		Tokens: []pvesim.TokenConfig{{ID: "ci", Secret: "ops-secret"}}})
+	f := newFaultRun(t, cfg, 50*time.Millisecond)
+	root := f.sim().GuestRootfs(100)
+	writeGuestFile(t, root, markerPath, "v1\n")
+	requireExit(t, f.apply(oneBackupConfig(f.env, "")), 0, "")
+	f.tf.Init()
+	writeGuestFile(t, root, markerPath, "v2\n")
+	narrow := strings.Replace(oneBackupConfig(f.env, "")+fmt.Sprintf(restoreBlock, ""), f.sim().APIToken(), "ops@pve!ci=ops-secret", 1)
+	requireExit(t, f.apply(narrow), 1, `(?s)failed at step "check privileges".*ops@pve!ci lacks privileges.*VM.PowerMgmt on /vms/100 \(to shut the guest down and start it again\)`)
+	if n := len(f.tasks("vzdump")); n != 1 {
+		t.Fatalf("%d vzdump tasks: a safety backup was taken before the check", n)
+	}
+	if st, _ := f.sim().GuestState(100); st.Status != "running" {
+		t.Fatalf("guest: %+v", st)
+	}
+	f.requireAccounted(1)
+}

@@ -224,6 +224,10 @@ func (r *restoreRun) preflight(ctx context.Context, res *RestoreResult) (*restor
 			return plan, err
 		}
 	}
+	plan.failedStep = "check privileges"
+	if err := r.c.checkPrivileges(ctx, r.restorePrivilegeNeeds(plan)); err != nil {
+		return plan, err
+	}
 	return plan, nil
 }
 

@@ -22,6 +22,7 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 		"path": pdS(), "privs": pdS(), "tfa-challenge": pdS(), "new-format": pdB(),
 	}, h((*Sim).hTicketPost)).noAuth = true
 	add("GET", "/access/ticket", nil, func(*request) (any, error) { return nil, nil }).noAuth = true
+	add("GET", "/access/permissions", schema{"userid": pdS(), "path": pdS()}, h((*Sim).hPermissions))
 	add("GET", "/cluster/resources", schema{"type": pdE("vm", "storage", "node", "sdn")}, h((*Sim).hClusterResources))
 	add("GET", "/cluster/status", nil, h((*Sim).hClusterStatus))
 	add("GET", "/cluster/nextid", schema{"vmid": pdVMID(false)}, h((*Sim).hNextID))
