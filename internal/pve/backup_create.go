@@ -281,7 +281,7 @@ func (j *backupJob) settleInterrupted(ctx context.Context, upid UPID, we *WaitEr
 		return found, ie
 	case errors.As(err, &te):
 		ie.Outcome = fmt.Sprintf("task %s was stopped on node %s", upid.Raw, upid.Node)
-		ie.Outcome += j.removePartial(cctx, upid, append(we.Lines, te.LogTail...))
+		ie.Outcome += j.removePartial(cctx, append(we.Lines, te.LogTail...))
 		return nil, ie
 	default:
 		storage := storageOrDefault(j.storage)
@@ -299,7 +299,7 @@ func (j *backupJob) settleInterrupted(ctx context.Context, upid UPID, we *WaitEr
 // removePartial deletes an archive a stopped task left behind (vzdump
 // removes its temporary file itself; a stop between the rename and the end
 // of the task can leave a complete one). It says what it did.
-func (j *backupJob) removePartial(ctx context.Context, upid UPID, lines []string) string {
+func (j *backupJob) removePartial(ctx context.Context, lines []string) string {
 	storage, err := j.archiveStorage(ctx, lines)
 	if err != nil {
 		return fmt.Sprintf("; whether it left an archive could not be checked: %v", err)
