@@ -164,7 +164,7 @@ resource "proxmoxapp_backup" "test" {
 		Steps: []resource.TestStep{
 			{
 				Config:      withProvider(fmt.Sprintf("  api_token = %q", env.Sim.APIToken())),
-				ExpectError: regexp.MustCompile(`(?s)certificate signed by unknown authority.*pin the cluster.s CA with\s+ca_cert`),
+				ExpectError: regexp.MustCompile(`(?s)Error: Proxmox VE TLS certificate not trusted.*certificate signed by unknown authority\s+Pin the cluster.s CA with ca_cert`),
 			},
 			{
 				Config:      withProvider("  username = \"root@pam\"\n  password = \"wrong\"\n" + ca),

@@ -2,7 +2,7 @@ package provider
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
@@ -120,7 +121,7 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				PlanModifiers: replace,
 			},
 			"notes": schema.StringAttribute{
-				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 characters; a line " +
+				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 bytes (UTF-8; a non-ASCII character counts 2–4); a line " +
 					"break is written `\\n`. May use vzdump's template variables `{{cluster}}`, `{{guestname}}`, " +
 					"`{{node}}` and `{{vmid}}`, which PVE fills in; the template stays in state, so it causes no diff. " +
 					"Changes in place: PVE stores edited notes verbatim, so the provider fills the variables in itself " +
@@ -216,6 +217,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"encrypted": schema.BoolAttribute{
 				MarkdownDescription: "Whether the backup is encrypted (Proxmox Backup Server client-side encryption).",
 				Computed:            true,
+				// Fixed when the archive is written: an in-place edit keeps it.
+				PlanModifiers: []planmodifier.Bool{boolplanmodifier.UseStateForUnknown()},
 			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
 		},
@@ -284,13 +287,17 @@ func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest,
 			return
 		}
 	}
-	tflog.Info(ctx, "starting vzdump", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
+	// node and storage are "" when left to the guest's node and PVE's default;
+	// say so rather than log empty fields.
+	tflog.Info(ctx, "starting vzdump", map[string]any{"vmid": opts.VMID, "node": nodeLabel(opts.Node), "storage": storageLabel(opts.Storage)})
 	result, err := r.data.client.CreateBackup(ctx, opts, taskLogger(ctx, "vzdump"))
 	if err != nil {
 		resp.Diagnostics.AddError("Backup failed",
 			fmt.Sprintf("vzdump of guest %d to storage %q did not produce a backup: %s", opts.VMID, storageLabel(opts.Storage), err))
 		return
 	}
+	tflog.Info(ctx, "vzdump finished", map[string]any{"vmid": opts.VMID, "node": result.Backup.Node,
+		"storage": result.Backup.Storage, "volid": result.Backup.VolID, "upid": result.UPID})
 	for _, w := range result.Warnings {
 		resp.Diagnostics.AddWarning("Backup finished with warnings", fmt.Sprintf("guest %d: %s", opts.VMID, w))
 	}
@@ -395,8 +402,13 @@ func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	volid := state.ID.ValueString()
 	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, taskLogger(ctx, "imgdel"))
 	if pve.IsProtected(err) {
-		resp.Diagnostics.AddError("Backup is protected",
-			fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy. (%s)", volid, err))
+		// err already says that the backup is protected and what to do, once;
+		// only PVE's own answer (when there was one) is worth adding.
+		detail := fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy.", volid)
+		if reason := pveReason(err); reason != "" {
+			detail += " PVE said: " + reason
+		}
+		resp.Diagnostics.AddError("Backup is protected", detail)
 		return
 	}
 	if err != nil {
@@ -504,6 +516,27 @@ func compressFromFormat(format string) *string {
 		return nil
 	}
 	return &c
+}
+
+func nodeLabel(n string) string {
+	if n == "" {
+		return "(the guest's node)"
+	}
+	return n
+}
+
+// pveReason is PVE's message in err (an HTTP error or a failed task), "" when
+// err holds none.
+func pveReason(err error) string {
+	var ae *pve.APIError
+	if errors.As(err, &ae) {
+		return ae.Reason()
+	}
+	var te *pve.TaskError
+	if errors.As(err, &te) {
+		return te.ExitStatus
+	}
+	return ""
 }
 
 func storageLabel(s string) string {

@@ -221,8 +221,11 @@ type netError struct {
 	err          error
 }
 
+// plain is the error without the hint on what to do.
+func (e *netError) plain() string { return fmt.Sprintf("%s %s: %v", e.method, e.path, e.err) }
+
 func (e *netError) Error() string {
-	msg := fmt.Sprintf("%s %s: %v", e.method, e.path, e.err)
+	msg := e.plain()
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	switch {

@@ -23,6 +23,7 @@ type PreflightError struct {
 	Field   string
 	Summary string
 	Detail  string
+	reason  string // the cause alone, without the fix, for callers that reword it
 }
 
 func (e *PreflightError) Error() string { return e.Detail }
@@ -114,7 +115,13 @@ func (e *AccessError) Error() string {
 		}
 		who = fmt.Sprintf(" as %s %s", kind, e.Identity)
 	}
-	return fmt.Sprintf("%s: connecting to %s%s: %v. %s", strings.ToLower(e.Summary()), e.Endpoint, who, e.Err, e.Fix())
+	cause := e.Err.Error()
+	var ne *netError
+	if errors.As(e.Err, &ne) {
+		// Fix says what to do; drop the transport error's own hint.
+		cause = strings.Replace(cause, ne.Error(), ne.plain(), 1)
+	}
+	return fmt.Sprintf("connecting to %s%s failed: %s\n%s", e.Endpoint, who, cause, e.Fix())
 }
 
 // accessError classifies a failure of the first requests.
@@ -219,6 +226,7 @@ func (c *Client) CheckStorage(ctx context.Context, node, storage, content, field
 	switch {
 	case found == nil:
 		return &PreflightError{Field: field, Summary: "Storage not found",
+			reason: fmt.Sprintf("storage %q does not exist on node %s (or the credentials lack Datastore.Audit on /storage/%s)", storage, node, storage),
 			Detail: fmt.Sprintf("storage %q does not exist on node %s (or the credentials lack Datastore.Audit on "+
 				"/storage/%s). Set %s to a storage the node has (%s).", storage, node, storage, field, alternatives)}
 	case !found.has(content):
@@ -227,11 +235,13 @@ func (c *Client) CheckStorage(ctx context.Context, node, storage, content, field
 			contents = "none"
 		}
 		return &PreflightError{Field: field, Summary: "Storage cannot hold " + what,
+			reason: fmt.Sprintf("storage %q on node %s cannot hold %s (content: %s)", storage, node, what, contents),
 			Detail: fmt.Sprintf("storage %q on node %s cannot hold %s: its content types are %s, and %q is not "+
 				"among them. Set %s to another storage (%s), or add %q to the storage's content "+
 				"(Datacenter → Storage → Edit → Content).", storage, node, what, contents, content, field, alternatives, content)}
 	case int(found.Enabled) == 0:
 		return &PreflightError{Field: field, Summary: "Storage disabled",
+			reason: fmt.Sprintf("storage %q is disabled on node %s", storage, node),
 			Detail: fmt.Sprintf("storage %q is disabled on node %s. Enable it, or set %s to another storage (%s).",
 				storage, node, field, alternatives)}
 	}
@@ -255,7 +265,8 @@ func (c *Client) CheckBackup(ctx context.Context, node, volid, field string) (st
 		if err := c.CheckStorage(ctx, n, storage, "backup", field); err != nil {
 			if pe := AsPreflight(err); pe != nil {
 				pe.Summary = "Backup not found"
-				pe.Detail = fmt.Sprintf("backup %s cannot be read from node %s: %s", volid, n, pe.Detail)
+				pe.Detail = fmt.Sprintf("backup %s cannot be read from node %s: %s. Check the volume ID, or set "+
+					"node to a node that has storage %s.", volid, n, pe.reason, storage)
 			}
 			return nil, err
 		}
