@@ -8,6 +8,11 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
@@ -269,4 +274,88 @@ func wantDiag(summary, detail string) *regexp.Regexp {
 		words[i] = regexp.QuoteMeta(w)
 	}
 	return regexp.MustCompile(`(?s)Error: ` + regexp.QuoteMeta(summary) + `\n.*?` + strings.Join(words, `\s+`))
+}
+
+// TestAccPlanCheck_listingStorage: a listing filtered on a storage says what
+// is wrong with it: absent from the node, or not holding backups.
+func TestAccPlanCheck_listingStorage(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	listing := func(storage string) string {
+		return env.ProviderConfig() + fmt.Sprintf("data \"proxmoxapp_backups\" \"app\" {\n  vmid    = 100\n  storage = %q\n}\n", storage)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: listing("local-lvm"),
+				ExpectError: wantDiag("Storage cannot hold backups", `Listing the backups of guest 100: storage "local-lvm" `+
+					`on node pve1 cannot hold backups: its content types are rootdir,images, and "backup" is not among them. `+
+					`Set storage to another storage (storages of node pve1 that hold backups: local, nas, pbs), or add `+
+					`"backup" to the storage's content (Datacenter → Storage → Edit → Content).`),
+			},
+			{
+				Config: listing("usb"),
+				ExpectError: wantDiag("Storage not found", `Listing the backups of guest 100: storage "usb" does not exist `+
+					"on node pve1 (or the credentials lack Datastore.Audit on /storage/usb). Set storage to a storage the node "+
+					"has (storages of node pve1 that hold backups: local, nas, pbs)."),
+			},
+		},
+	})
+}
+
+// TestAccRestore_nodeChangeRecorded: changing node on a restore that already
+// ran plans an update that only records the new value (no second restore,
+// no "inconsistent result"); leaving node out again changes nothing.
+func TestAccRestore_nodeChangeRecorded(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	withNode := func(node string) string {
+		return restoreConfig(env, 100, "\nresource \"proxmoxapp_restore\" \"r\" {\n  vmid   = 100\n  backup = proxmoxapp_backup.b.volid\n"+node+"}\n")
+	}
+	var firstTask string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: withNode(""),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("node"), knownvalue.StringExact("pve1")),
+				},
+				Check: func(s *terraform.State) error {
+					firstTask = s.RootModule().Resources[restoreAddr].Primary.Attributes["task_id"]
+					return nil
+				},
+			},
+			{
+				Config: withNode("  node = \"pve2\"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("node"), knownvalue.StringExact("pve2")),
+				},
+				Check: func(s *terraform.State) error {
+					if got := s.RootModule().Resources[restoreAddr].Primary.Attributes["task_id"]; got != firstTask {
+						return fmt.Errorf("the restore ran again (task %s, first %s)", got, firstTask)
+					}
+					if n := env.Sim.Counters()["POST /nodes/{node}/lxc"]; n != 1 {
+						return fmt.Errorf("%d restores ran, want 1", n)
+					}
+					return nil
+				},
+			},
+			{
+				Config:           withNode("  node = \"pve2\"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				// node left out: the recorded value stays, nothing to do.
+				Config:           withNode(""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
 }
