@@ -461,7 +461,7 @@ func TestAccRestore_badInput(t *testing.T) {
 			ExpectError: regexp.MustCompile(`(?s)Backup not found.*` + regexp.QuoteMeta(missingDir) + `\s+does\s+not\s+exist:\s+storage\s+local\s+on\s+node\s+pve1\s+does\s+not\s+list\s+it`),
 		},
 		{
-			Config:      restore(fmt.Sprintf("  vmid = 150\n  backup = %q", missingPBS)),
+			Config: restore(fmt.Sprintf("  vmid = 150\n  backup = %q", missingPBS)),
 			// A new guest: every online node is asked.
 			ExpectError: regexp.MustCompile(`(?s)Backup not found.*` + regexp.QuoteMeta(missingPBS) + `\s+does\s+not\s+exist:\s+no\s+online\s+node\s+\(pve1,\s+pve2\)\s+lists\s+it\s+on\s+storage\s+pbs`),
 		},
