@@ -102,7 +102,7 @@ func envConfig(env *acctest.Env, src string) string {
 	return env.ProviderConfig() + withoutBlocks(src, "terraform {", `provider "proxmoxapp"`)
 }
 
-// dumpDirEmpty fails when the simulator's storage holds a backup archive of vmid.
+// archivesOf lists the backup archives of guest vmid on a simulator storage.
 func archivesOf(env *acctest.Env, node, storage string, vmid int) []string {
 	entries, _ := os.ReadDir(env.Sim.StorageDumpDir(node, storage))
 	var out []string
@@ -115,10 +115,12 @@ func archivesOf(env *acctest.Env, node, storage string, vmid int) []string {
 	return out
 }
 
-func wantArchives(env *acctest.Env, node, storage string, vmid, n int) func(*terraform.State) error {
+// wantArchives checks that a simulator storage holds n archives of guest 100
+// (the guest every example backs up).
+func wantArchives(env *acctest.Env, node, storage string, n int) func(*terraform.State) error {
 	return func(*terraform.State) error {
-		if got := archivesOf(env, node, storage, vmid); len(got) != n {
-			return fmt.Errorf("storage %s on %s holds %d archives of guest %d, want %d: %v", storage, node, len(got), vmid, n, got)
+		if got := archivesOf(env, node, storage, 100); len(got) != n {
+			return fmt.Errorf("storage %s on %s holds %d archives of guest 100, want %d: %v", storage, node, len(got), n, got)
 		}
 		return nil
 	}
@@ -139,7 +141,7 @@ func TestAccExamples_readme(t *testing.T) {
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 100, 0),
+		CheckDestroy:             wantArchives(env, "pve1", "local", 0),
 		Steps: []resource.TestStep{
 			{
 				Config: cfg, ConfigVariables: vars("1.0"),
@@ -148,7 +150,7 @@ func TestAccExamples_readme(t *testing.T) {
 					// {{guestname}} is filled in by PVE.
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("notes"), knownvalue.StringExact("{{guestname}} before 1.0")),
 				},
-				Check: wantArchives(env, "pve1", "local", 100, 1),
+				Check: wantArchives(env, "pve1", "local", 1),
 			},
 			{
 				Config: cfg, ConfigVariables: vars("2.0"),
@@ -157,7 +159,7 @@ func TestAccExamples_readme(t *testing.T) {
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: addr}},
 				Check: resource.ComposeTestCheckFunc(
-					wantArchives(env, "pve1", "local", 100, 1),
+					wantArchives(env, "pve1", "local", 1),
 					func(*terraform.State) error { return archiveGone(first) },
 				),
 			},
@@ -191,7 +193,7 @@ func TestAccExamples_provider(t *testing.T) {
 			}
 			resource.Test(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				CheckDestroy:             wantArchives(env, "pve1", "local", 100, 0),
+				CheckDestroy:             wantArchives(env, "pve1", "local", 0),
 				Steps: []resource.TestStep{
 					{
 						Config: withBackup("first"), ConfigVariables: tc.vars(env),
@@ -202,7 +204,7 @@ func TestAccExamples_provider(t *testing.T) {
 						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 							plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
 						}},
-						Check: wantArchives(env, "pve1", "local", 100, 1),
+						Check: wantArchives(env, "pve1", "local", 1),
 					},
 				},
 			})
@@ -228,7 +230,7 @@ func TestAccExamples_backup(t *testing.T) {
 	var goldenArchive, firstUpgrade string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 100, 0),
+		CheckDestroy:             wantArchives(env, "pve1", "local", 0),
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: vars("1.0"),
@@ -247,7 +249,7 @@ func TestAccExamples_backup(t *testing.T) {
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: upgrade}},
 				Check: resource.ComposeTestCheckFunc(
-					wantArchives(env, "pve1", "local", 100, 2),
+					wantArchives(env, "pve1", "local", 2),
 					func(*terraform.State) error { return archiveGone(firstUpgrade) },
 					func(*terraform.State) error { return fileExists(goldenArchive + ".protected") },
 				),
@@ -358,7 +360,7 @@ func TestAccExamples_restore(t *testing.T) {
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("backup"), knownvalue.StringExact(good)),
 				},
 				Check: resource.ComposeTestCheckFunc(marker("good\n"), guestIs(env, 100, "running"),
-					wantArchives(env, "", "nas", 100, 2),
+					wantArchives(env, "", "nas", 2),
 					func(s *terraform.State) error {
 						if s.RootModule().Resources[addr].Primary.Attributes["task_id"] == firstTask {
 							return fmt.Errorf("the second rollback did not run")
@@ -385,7 +387,7 @@ func TestAccExamples_upgradeRollback(t *testing.T) {
 	const restoreState = "proxmoxapp_restore.rollback.0" // the same, as the legacy state checks spell it
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 100, 1), // the rollback's safety backup is not managed
+		CheckDestroy:             wantArchives(env, "pve1", "local", 1), // the rollback's safety backup is not managed
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() { writeGuestFile(t, root, markerPath, "1.0\n") },
@@ -426,7 +428,7 @@ func TestAccExamples_upgradeRollback(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(backup, plancheck.ResourceActionCreateBeforeDestroy),
 				}},
-				Check: wantArchives(env, "pve1", "local", 100, 2), // the new backup and the safety backup
+				Check: wantArchives(env, "pve1", "local", 2), // the new backup and the safety backup
 			},
 		},
 	})
@@ -441,7 +443,7 @@ func TestAccExamples_demo(t *testing.T) {
 	src := envConfig(env, exampleConfig(t, "examples/demo/main.tf"))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 100, 1), // the restore's safety backup
+		CheckDestroy:             wantArchives(env, "pve1", "local", 1), // the restore's safety backup
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: config.Variables{"restore": config.BoolVariable(false)},

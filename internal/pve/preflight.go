@@ -318,7 +318,7 @@ func (c *Client) ExplainStorage(ctx context.Context, vmid int, node, storage str
 	if node == "" {
 		g, err := c.FindGuest(ctx, vmid)
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // no node to ask: nothing more to say than the listing did
 		}
 		node = g.Node
 	}
