@@ -203,6 +203,9 @@ func TestAccExamples_provider(t *testing.T) {
 						Config: withBackup("second"), ConfigVariables: tc.vars(env),
 						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 							plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
+							// Fixed when the archive was written: no "(known after apply)" noise.
+							plancheck.ExpectKnownValue(backupAddr, tfjsonpath.New("encrypted"), knownvalue.Bool(false)),
+							plancheck.ExpectKnownValue(backupAddr, tfjsonpath.New("size"), knownvalue.NotNull()),
 						}},
 						Check: wantArchives(env, "pve1", "local", 1),
 					},
