@@ -19,6 +19,7 @@ import (
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
 )
 
 // The examples are documentation users copy: these tests run each of them,
@@ -464,6 +465,76 @@ func TestAccExamples_demo(t *testing.T) {
 				},
 				Check: guestIs(env, 100, "running"),
 			},
+		},
+	})
+}
+
+// TestAccExamples_import: the import example adopts the archive it names
+// (vzdump-lxc-100-2025_10_04-12_00_00.tar.zst on local) into the backup
+// example's before_upgrade, without taking a new backup; the next
+// app_version replaces it like any backup, and destroy leaves nothing.
+func TestAccExamples_import(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("TF_ACC") == "" || acctest.Live() {
+		t.Skip("acceptance test on the simulator (TF_ACC=1, no PROXMOX_VE_ENDPOINT)")
+	}
+	const name = "vzdump-lxc-100-2025_10_04-12_00_00.tar.zst"
+	// The archive the example names: a real backup, renamed on disk, found
+	// by a simulator started again on the same data directory.
+	dir := t.TempDir()
+	first, err := pvesim.Start(pvesim.Options{DataDir: dir, Throughput: 512 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &acctest.Env{Sim: first, VMID: 100, Storage: "local", Node: "pve1"}
+	res, err := env.Client(t).CreateBackup(context.Background(), pve.BackupOptions{VMID: 100, Storage: "local", Compress: "zstd"}, nil)
+	_ = first.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(dir, "nodes", "pve1", "storage", "local", "dump")
+	if err := os.Rename(filepath.Join(dump, res.Backup.Filename), filepath.Join(dump, name)); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := pvesim.Start(pvesim.Options{DataDir: dir, Throughput: 512 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	env = &acctest.Env{Sim: sim, VMID: 100, Storage: "local", Node: "pve1"}
+
+	src := envConfig(env, exampleConfig(t, "examples/resources/proxmoxapp_backup/resource.tf")) + "\n" +
+		exampleConfig(t, "examples/resources/proxmoxapp_backup/import-by-string-id.tf")
+	unprotected := strings.Replace(src, "protected = true", "protected = false", 1)
+	vars := func(v string) config.Variables { return config.Variables{"app_version": config.StringVariable(v)} }
+	const upgrade = "proxmoxapp_backup.before_upgrade"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		CheckDestroy:             wantArchives(env, "pve1", "local", 0),
+		Steps: []resource.TestStep{
+			{
+				Config: src, ConfigVariables: vars("1.0"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					// Imported, then its notes set in place: no new backup.
+					plancheck.ExpectResourceAction(upgrade, plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(upgrade, tfjsonpath.New("volid"), knownvalue.StringExact("local:backup/"+name)),
+					archiveCheck{env: env, address: upgrade},
+				},
+				Check: wantArchives(env, "pve1", "local", 2), // the imported one and golden
+			},
+			{
+				Config: src, ConfigVariables: vars("2.0"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(upgrade, plancheck.ResourceActionCreateBeforeDestroy),
+				}},
+				Check: resource.ComposeTestCheckFunc(
+					wantArchives(env, "pve1", "local", 2),
+					func(*terraform.State) error { return archiveGone(filepath.Join(dump, name)) },
+				),
+			},
+			{Config: unprotected, ConfigVariables: vars("2.0")},
 		},
 	})
 }
