@@ -158,8 +158,9 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 	client, err := pve.NewClient(ctx, pcfg)
 	if err == nil && pcfg.APIToken != "" {
 		var version string
-		version, err = client.CheckAccess(ctx)
-		tflog.Debug(ctx, "Proxmox VE reachable", map[string]any{"pve_version": version})
+		if version, err = client.CheckAccess(ctx); err == nil {
+			tflog.Debug(ctx, "Proxmox VE reachable", map[string]any{"pve_version": version})
+		}
 	}
 	if err != nil {
 		addAccessDiagnostic(&resp.Diagnostics, err)

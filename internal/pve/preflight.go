@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Preflight checks: cheap lookups that tell, before any work starts, whether
@@ -154,11 +155,17 @@ func (c *Client) accessError(err error) error {
 	return ae
 }
 
+// accessCheckTimeout bounds CheckAccess, retries of a failed connection included.
+const accessCheckTimeout = 30 * time.Second
+
 // CheckAccess proves that the endpoint is reachable, its certificate trusted
 // and the credentials accepted, with one request (GET /version, which any
 // authenticated user may read). It returns the PVE version, or an
 // *AccessError.
 func (c *Client) CheckAccess(ctx context.Context) (string, error) {
+	// A host that swallows packets must not hold a plan for minutes.
+	ctx, cancel := context.WithTimeout(ctx, accessCheckTimeout)
+	defer cancel()
 	v, err := c.Version(ctx)
 	if err != nil {
 		return "", c.accessError(err)
