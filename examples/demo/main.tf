@@ -46,10 +46,12 @@ resource "proxmoxapp_backup" "app" {
 }
 
 # 2. Ask Proxmox which backups of the app exist (newest first). depends_on
-#    makes Terraform read this after the backup above has been taken.
+#    makes Terraform read this after the backup above has been taken, and
+#    after the restore below (whose safety backup is listed too), so that a
+#    second apply finds nothing to change.
 data "proxmoxapp_backups" "app" {
   vmid       = var.vmid
-  depends_on = [proxmoxapp_backup.app]
+  depends_on = [proxmoxapp_backup.app, proxmoxapp_restore.app]
 }
 
 # 3. Put the backup back over the app, only when asked (restore = true).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -186,6 +187,15 @@ func (d *backupsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		}
 		if opts.Node != "" {
 			where += fmt.Sprintf(" on node %q", opts.Node)
+		}
+		if opts.Storage != "" && pve.IsNotFound(err) {
+			// The listing only says that no usable storage matched; say
+			// which it is: absent from the node, or without backup content.
+			if pe := pve.AsPreflight(d.data.client.ExplainStorage(ctx, opts.VMID, opts.Node, opts.Storage)); pe != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("storage"), pe.Summary,
+					fmt.Sprintf("Listing the backups of guest %d: %s", opts.VMID, pe.Detail))
+				return
+			}
 		}
 		resp.Diagnostics.AddError("Unable to list backups",
 			fmt.Sprintf("Listing the backups of guest %d on %s failed: %s", opts.VMID, where, err))

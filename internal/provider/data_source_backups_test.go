@@ -117,7 +117,7 @@ data "proxmoxapp_backups" "bad" {
   storage = "nope"
 }
 `,
-				ExpectError: regexp.MustCompile(`(?s)Unable to list backups.*storage "nope".*nope`),
+				ExpectError: regexp.MustCompile(`(?s)Storage not found.*Listing the backups of guest 100: storage "nope" does not exist on node pve1`),
 			},
 			{
 				Config: env.ProviderConfig() + `

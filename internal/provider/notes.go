@@ -19,7 +19,7 @@ type notesValidator struct{}
 var _ validator.String = notesValidator{}
 
 func (notesValidator) Description(context.Context) string {
-	return "one line of at most 1024 characters; variables {{cluster}}, {{guestname}}, {{node}}, {{vmid}}"
+	return "one line of at most 1024 bytes; variables {{cluster}}, {{guestname}}, {{node}}, {{vmid}}"
 }
 
 func (v notesValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
@@ -31,7 +31,7 @@ func (notesValidator) ValidateString(_ context.Context, req validator.StringRequ
 	s := req.ConfigValue.ValueString()
 	if len(s) > 1024 {
 		resp.Diagnostics.AddAttributeError(req.Path, "Notes too long",
-			fmt.Sprintf("notes may hold at most 1024 characters (PVE's limit), got %d.", len(s)))
+			fmt.Sprintf("notes may hold at most 1024 bytes (PVE's limit; in UTF-8 a character other than ASCII takes 2 to 4 bytes), got %d bytes.", len(s)))
 	}
 	if strings.ContainsAny(s, "\r\n") {
 		resp.Diagnostics.AddAttributeError(req.Path, "Notes must be one line",

@@ -4,13 +4,14 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -32,6 +33,15 @@ const (
 	envInsecure = "PROXMOX_VE_INSECURE"
 	envCACert   = "PROXMOX_VE_CA_CERT"
 )
+
+// envForField names the environment variable of each attribute pve.Config.Validate can fault.
+var envForField = map[string]string{
+	pve.FieldEndpoint: envEndpoint,
+	pve.FieldAPIToken: envAPIToken,
+	pve.FieldUsername: envUsername,
+	pve.FieldPassword: envPassword,
+	pve.FieldCACert:   envCACert,
+}
 
 var _ provider.Provider = (*proxmoxappProvider)(nil)
 
@@ -141,9 +151,19 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "api_token", "password", "otp")
 	tflog.Debug(ctx, "configuring Proxmox VE client")
 
+	// One request proves reachability, TLS trust and credentials, so that a
+	// wrong token fails `terraform plan` instead of the apply: a password
+	// login does it inside NewClient (POST /access/ticket), a token with
+	// GET /version.
 	client, err := pve.NewClient(ctx, pcfg)
+	if err == nil && pcfg.APIToken != "" {
+		var version string
+		if version, err = client.CheckAccess(ctx); err == nil {
+			tflog.Debug(ctx, "Proxmox VE reachable", map[string]any{"pve_version": version})
+		}
+	}
 	if err != nil {
-		resp.Diagnostics.AddError("Unable to create Proxmox VE client", err.Error())
+		addAccessDiagnostic(&resp.Diagnostics, err)
 		return
 	}
 	data := &providerData{client: client}
@@ -205,48 +225,36 @@ func resolveProviderConfig(cfg providerModel, getenv func(string) string) (pve.C
 		out.CACertPEM = []byte(caCert)
 	}
 
-	if out.Endpoint == "" {
-		diags.attr("endpoint", "Missing Proxmox VE endpoint",
-			"Set endpoint in the provider block or the "+envEndpoint+" environment variable, e.g. https://pve.example.com:8006/.")
-	} else {
-		u, err := url.Parse(out.Endpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			diags.attr("endpoint", "Malformed Proxmox VE endpoint",
-				fmt.Sprintf("endpoint (or %s) must be an absolute http(s) URL such as https://pve.example.com:8006/, got %q.", envEndpoint, out.Endpoint))
-		}
-	}
-
-	hasToken := out.APIToken != ""
-	hasLogin := out.Username != "" || out.Password != ""
-	switch {
-	case hasToken && hasLogin:
-		diags.attr("api_token", "Conflicting Proxmox VE credentials",
-			"Set either api_token ("+envAPIToken+") or username and password ("+envUsername+", "+envPassword+"), not both.")
-	case !hasToken && !hasLogin:
-		diags.attr("api_token", "Missing Proxmox VE credentials",
-			"Set api_token ("+envAPIToken+") as USER@REALM!TOKENID=SECRET, or username and password ("+envUsername+", "+envPassword+").")
-	case hasToken && !validAPIToken(out.APIToken):
-		// Never echo the token: it holds the secret.
-		diags.attr("api_token", "Malformed Proxmox VE API token",
-			"api_token (or "+envAPIToken+") must look like USER@REALM!TOKENID=SECRET, e.g. terraform@pve!backup=xxxxxxxx-xxxx-....")
-	case hasLogin && (out.Username == "" || out.Password == ""):
-		diags.attr("username", "Incomplete Proxmox VE login",
-			"username ("+envUsername+") and password ("+envPassword+") must be set together.")
-	case hasLogin && !strings.Contains(out.Username, "@"):
-		diags.attr("username", "Malformed Proxmox VE username",
-			fmt.Sprintf("username (or %s) must include the realm, e.g. root@pam, got %q.", envUsername, out.Username))
+	// The rules themselves live in internal/pve (Config.Validate), the one
+	// place NewClient checks too; here each problem is pinned to its attribute.
+	for _, e := range out.Validate() {
+		diags.attr(e.Field, e.Summary, fmt.Sprintf("%s (argument %s, environment variable %s)", e.Detail, e.Field, envForField[e.Field]))
 	}
 	return out, diags
 }
 
-// validAPIToken checks the USER@REALM!TOKENID=SECRET shape.
-func validAPIToken(tok string) bool {
-	eq := strings.LastIndex(tok, "=")
-	if eq <= 0 || eq == len(tok)-1 {
-		return false
+// addAccessDiagnostic reports a client that could not be built or could not
+// reach the API: titled by the kind of problem (authentication, TLS,
+// connection), pinned to the attribute to fix, naming endpoint and identity.
+func addAccessDiagnostic(diags *diag.Diagnostics, err error) {
+	var ae *pve.AccessError
+	if !errors.As(err, &ae) {
+		var ce *pve.ConfigError
+		if errors.As(err, &ce) {
+			diags.AddAttributeError(path.Root(ce.Field), ce.Summary, ce.Detail)
+			return
+		}
+		diags.AddError("Unable to create Proxmox VE client", err.Error())
+		return
 	}
-	id := tok[:eq]
-	at := strings.Index(id, "@")
-	bang := strings.Index(id, "!")
-	return at > 0 && bang > at+1 && bang < len(id)-1
+	attr := pve.FieldEndpoint
+	switch {
+	case ae.Kind == pve.AccessAuthentication && ae.Token:
+		attr = pve.FieldAPIToken
+	case ae.Kind == pve.AccessAuthentication:
+		attr = pve.FieldPassword
+	case ae.Kind == pve.AccessTLS && !strings.HasPrefix(ae.Endpoint, "http://"):
+		attr = pve.FieldCACert
+	}
+	diags.AddAttributeError(path.Root(attr), ae.Summary(), ae.Error())
 }

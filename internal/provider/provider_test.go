@@ -164,7 +164,7 @@ resource "proxmoxapp_backup" "test" {
 		Steps: []resource.TestStep{
 			{
 				Config:      withProvider(fmt.Sprintf("  api_token = %q", env.Sim.APIToken())),
-				ExpectError: regexp.MustCompile(`(?s)certificate signed by unknown authority.*pin the cluster.s CA with\s+ca_cert`),
+				ExpectError: regexp.MustCompile(`(?s)Error: Proxmox VE TLS certificate not trusted.*certificate signed by unknown authority\s+Pin the cluster.s CA with ca_cert`),
 			},
 			{
 				Config:      withProvider("  username = \"root@pam\"\n  password = \"wrong\"\n" + ca),
@@ -239,4 +239,26 @@ func TestAccProvider_secretsNeverLogged(t *testing.T) {
 	if strings.Contains(log, password) {
 		t.Errorf("the password appears in the trace log")
 	}
+
+	// Every PVE request is one DEBUG line with method, path, status and
+	// duration; the login and the vzdump call among them.
+	wantLine := func(parts ...string) {
+		t.Helper()
+		for _, line := range strings.Split(log, "\n") {
+			found := true
+			for _, p := range parts {
+				found = found && strings.Contains(line, p)
+			}
+			if found {
+				return
+			}
+		}
+		t.Errorf("no log line has all of %q", parts)
+	}
+	wantLine("[DEBUG]", "PVE request", "method=GET", "path=/version", "status=200", "duration_ms=")
+	wantLine("[DEBUG]", "PVE request", "method=POST", "path=/access/ticket", "status=200", "duration_ms=")
+	wantLine("[DEBUG]", "PVE request", "method=POST", "path=/nodes/pve1/vzdump", "status=200", "duration_ms=")
+	// vzdump's start names the node it found even when the configuration leaves it out.
+	wantLine("[INFO]", "starting vzdump", "node=pve1", "storage=local", "vmid=100")
+	wantLine("[INFO]", "vzdump finished", "node=pve1", `upid="UPID:pve1:`, "volid=local:backup/vzdump-lxc-100-")
 }

@@ -119,7 +119,7 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Validators: []validator.String{stringvalidator.OneOf(compressionAlgs...)},
 			},
 			"notes": schema.StringAttribute{
-				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 characters; a line " +
+				MarkdownDescription: "Notes shown with the backup in PVE. One line of at most 1024 bytes (UTF-8; a non-ASCII character counts 2–4); a line " +
 					"break is written `\\n`. May use vzdump's template variables `{{cluster}}`, `{{guestname}}`, " +
 					"`{{node}}` and `{{vmid}}`, which PVE fills in; the template stays in state, so it causes no diff. " +
 					"Changes in place: PVE stores edited notes verbatim, so the provider fills the variables in itself " +
@@ -209,7 +209,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"encrypted": schema.BoolAttribute{
 				MarkdownDescription: "Whether the backup is encrypted (Proxmox Backup Server client-side encryption).",
 				Computed:            true,
-				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.UseStateForUnknown()},
+				// Fixed when the archive is written: an in-place edit keeps it.
+				PlanModifiers: []planmodifier.Bool{boolplanmodifier.UseStateForUnknown()},
 			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
 		},
@@ -319,6 +320,8 @@ func (r *backupResource) takeBackup(ctx context.Context, plan *backupModel, diag
 			fmt.Sprintf("vzdump of guest %d to storage %q did not produce a backup: %s", opts.VMID, storageLabel(opts.Storage), err))
 		return nil
 	}
+	tflog.Info(ctx, "vzdump finished", map[string]any{"vmid": opts.VMID, "node": result.Backup.Node,
+		"storage": result.Backup.Storage, "volid": result.Backup.VolID, "upid": result.UPID})
 	for _, w := range result.Warnings {
 		diags.AddWarning("Backup finished with warnings", fmt.Sprintf("guest %d: %s", opts.VMID, w))
 	}
@@ -439,8 +442,13 @@ func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	volid := state.ID.ValueString()
 	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, taskLogger(ctx, "imgdel", int(state.VMID.ValueInt64())))
 	if pve.IsProtected(err) {
-		resp.Diagnostics.AddError("Backup is protected",
-			fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy.", volid))
+		// err already says that the backup is protected and what to do, once;
+		// only PVE's own answer (when there was one) is worth adding.
+		detail := fmt.Sprintf("%s is protected, so PVE will not delete it. Set protected = false and apply first, then destroy.", volid)
+		if reason := pveReason(err); reason != "" {
+			detail += " PVE said: " + reason
+		}
+		resp.Diagnostics.AddError("Backup is protected", detail)
 		return
 	}
 	if err != nil {
@@ -548,6 +556,20 @@ func compressFromFormat(format string) *string {
 		return nil
 	}
 	return &c
+}
+
+// pveReason is PVE's message in err (an HTTP error or a failed task), "" when
+// err holds none.
+func pveReason(err error) string {
+	var ae *pve.APIError
+	if errors.As(err, &ae) {
+		return ae.Reason()
+	}
+	var te *pve.TaskError
+	if errors.As(err, &te) {
+		return te.ExitStatus
+	}
+	return ""
 }
 
 func storageLabel(s string) string {

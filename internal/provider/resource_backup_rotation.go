@@ -50,16 +50,26 @@ func rotates(plan, state backupModel) bool {
 		(!state.Triggers.IsNull() && plan.Triggers.IsUnknown())
 }
 
+// ModifyPlan checks a backup about to be taken (plan_checks.go) and shows a
+// rotation's new archive as known only after apply.
 func (r *backupResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
-		return // create or destroy
+	if req.Plan.Raw.IsNull() {
+		return // destroy
 	}
 	var plan, state backupModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() || !rotates(plan, state) {
+	if resp.Diagnostics.HasError() {
 		return
 	}
+	if req.State.Raw.IsNull() {
+		r.checkBackupPlan(ctx, req, resp, plan)
+		return
+	}
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !rotates(plan, state) {
+		return // notes and protected change in place: nothing to check
+	}
+	r.checkBackupPlan(ctx, req, resp, plan)
 	// a new archive: everything read from it is known only after apply
 	for _, name := range []string{"id", "volid", "filename", "format", "guest_type", "status", "created_at", "task_id", "verification"} {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(name), types.StringUnknown())...)

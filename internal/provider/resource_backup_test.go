@@ -352,7 +352,7 @@ func TestAccBackup_validation(t *testing.T) {
 		{"vmid = 100\n  node = \"pve_1\"", `node.*Proxmox VE node name`},
 		{"vmid = 100\n  storage = \"local\"\n  notes = \"{{hostname}}\"", `Unknown notes variable.*\{\{hostname\}\}`},
 		{"vmid = 100\n  storage = \"local\"\n  notes = \"a\\nb\"", `Notes must be one line`},
-		{"vmid = 100\n  storage = \"local\"\n  notes = \"" + strings.Repeat("x", 1025) + "\"", `at most 1024 characters`},
+		{"vmid = 100\n  storage = \"local\"\n  notes = \"" + strings.Repeat("x", 1025) + "\"", `at most 1024 bytes.*got 1025 bytes`},
 		{"vmid = 100\n  bandwidth_limit = -1", `bandwidth_limit.*at least 0`},
 		{"vmid = 100\n  zstd_threads = 1000", `zstd_threads.*between 0 and 256`},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
@@ -43,10 +44,12 @@ const (
 func NewRestoreResource() resource.Resource { return &restoreResource{} }
 
 // restoreResource is action-style: creating it restores a backup onto a
-// guest, and that is all it does. Read never re-runs or forgets it, Update
-// only stores new timeouts (every other argument requires replacement, which
-// re-runs the restore), and Delete only removes it from the state: the guest
-// and its restored data are left as they are.
+// guest, and that is all it does. Only a triggers change requires
+// replacement, which runs the restore again. Every other change (backup,
+// node, storage, timeouts, ...) is an Update that only records the new values
+// (the plan warns about it). Read never re-runs or forgets the restore, and
+// Delete only removes it from the state: the guest and its restored data are
+// left as they are.
 type restoreResource struct {
 	data *providerData
 }
@@ -132,7 +135,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"node": schema.StringAttribute{
 				MarkdownDescription: "Node to restore on. Defaults to the guest's node, or for a new guest the first node " +
-					"that sees the backup. " + again,
+					"that sees the backup (the state then holds the node used). " + again,
 				Optional:      true,
 				Computed:      true,
 				Validators:    nodeValidators(),
@@ -219,10 +222,16 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 	}
 }
 
-// ModifyPlan refuses, at plan time, what can be known to fail cheaply: a
-// backup of the wrong guest type for an existing target guest, or a node that
-// is not the guest's. It needs one cluster lookup and only runs when a
-// restore is planned; anything it cannot decide is left to the apply.
+// ModifyPlan runs the plan-time checks of a restore about to run, and warns
+// about changes that an existing restore only records.
+//
+// A restore about to run (a new resource, or a triggers change, which
+// Terraform plans again as a create) is refused at plan time when the answer
+// is cheap and certain: a backup of the wrong guest type for an existing
+// guest, a node that is not the guest's, a backup its storage does not list
+// as seen from the restore's node, a target storage that cannot hold the
+// guest, a safety-backup storage that cannot hold backups. Anything it cannot
+// decide (unknown values, a node that is down) is left to the apply.
 func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -245,12 +254,14 @@ func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	vmid := int(plan.VMID.ValueInt64())
 	g, err := r.data.client.FindGuest(ctx, vmid)
-	if err != nil {
-		// Absent (the restore creates it) or not readable now: decided at apply.
+	switch {
+	case pve.IsNotFound(err):
+		g = nil // the restore creates the guest
+	case err != nil:
 		tflog.Debug(ctx, "plan-time guest lookup skipped", map[string]any{"vmid": vmid, "error": err.Error()})
 		return
 	}
-	if g.Type != bn.GuestType {
+	if g != nil && g.Type != bn.GuestType {
 		who := fmt.Sprintf("on node %s", g.Node)
 		if g.Name != "" {
 			who = g.Name + " " + who
@@ -261,46 +272,56 @@ func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 				plan.Backup.ValueString(), guestKind(bn.GuestType), vmid, who, guestKind(g.Type),
 				guestKind(bn.GuestType), guestKind(bn.GuestType)))
 	}
-	if node := plan.Node; !node.IsUnknown() && !node.IsNull() && node.ValueString() != g.Node {
+	if node := plan.Node; g != nil && !node.IsUnknown() && !node.IsNull() && node.ValueString() != g.Node {
 		resp.Diagnostics.AddAttributeError(path.Root("node"), "Guest is on another node",
 			fmt.Sprintf("guest %d is on node %s, not on node %s: PVE can only restore over a guest on its own node. "+
 				"Leave node unset or set it to %q.", vmid, g.Node, node.ValueString(), g.Node))
 	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.checkRestorePlan(ctx, req, plan, bn, g, &resp.Diagnostics)
+}
+
+// restoreResults are the attributes a restore run sets; they are never
+// "changed" by a plan.
+var restoreResults = map[string]bool{
+	"id": true, "task_id": true, "restored_at": true, "previous_status": true, "safety_backup_volid": true,
 }
 
 // warnRecordedWithoutRestore tells the user, at plan time, that changed
-// arguments of an existing restore do not restore again unless triggers change.
+// arguments of an existing restore do not restore again unless triggers
+// change. It compares every argument of the schema, so an argument added
+// later is listed too.
 func warnRecordedWithoutRestore(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	var plan, state restoreModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() || !plan.Triggers.Equal(state.Triggers) {
+	var plan, state map[string]tftypes.Value
+	if err := req.Plan.Raw.As(&plan); err != nil {
+		resp.Diagnostics.AddError("Unexpected plan", err.Error())
+		return
+	}
+	if err := req.State.Raw.As(&state); err != nil {
+		resp.Diagnostics.AddError("Unexpected state", err.Error())
+		return
+	}
+	if !plan["triggers"].Equal(state["triggers"]) {
 		return // a triggers change replaces the resource: a new restore, as asked
 	}
-	changed := map[string]bool{
-		"vmid":                  !plan.VMID.Equal(state.VMID),
-		"backup":                !plan.Backup.Equal(state.Backup),
-		"storage":               !plan.Storage.Equal(state.Storage),
-		"start":                 !plan.Start.Equal(state.Start),
-		"unique":                !plan.Unique.Equal(state.Unique),
-		"bandwidth_limit":       !plan.BandwidthLimit.Equal(state.BandwidthLimit),
-		"safety_backup":         !plan.SafetyBackup.Equal(state.SafetyBackup),
-		"safety_backup_storage": !plan.SafetyBackupStorage.Equal(state.SafetyBackupStorage),
-		"shutdown_timeout":      !plan.ShutdownTimeout.Equal(state.ShutdownTimeout),
-	}
 	var names []string
-	for name, c := range changed {
-		if c {
-			names = append(names, name)
+	for name, v := range plan {
+		if restoreResults[name] || v.Equal(state[name]) {
+			continue
 		}
+		names = append(names, name)
 	}
 	if len(names) == 0 {
 		return
 	}
 	sort.Strings(names)
+	var vmid types.Int64
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("vmid"), &vmid)...)
 	resp.Diagnostics.AddWarning("This change does not restore again",
 		fmt.Sprintf("Changed: %s. The restore already ran, so the new values are only recorded and guest %s is "+
-			"not touched. To restore again, change triggers.", strings.Join(names, ", "), state.VMID.String()))
+			"not touched. To restore again, change triggers.", strings.Join(names, ", "), vmid.String()))
 }
 
 func guestKind(t string) string {
@@ -418,9 +439,11 @@ func (r *restoreResource) Read(ctx context.Context, req resource.ReadRequest, re
 	// Nothing to refresh: state stays exactly as the restore left it.
 }
 
-// Update only happens for changes that need no new run (timeouts): every
-// other argument requires replacement. It stores the plan, keeping the
-// results of the run.
+// Update records changed arguments without restoring again (only triggers
+// re-run a restore; ModifyPlan warns about the rest). It stores the new
+// arguments as planned, node included, so the state matches the plan, and
+// keeps the results of the run that happened: task, time, previous status and
+// safety backup.
 func (r *restoreResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan, state restoreModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -430,7 +453,9 @@ func (r *restoreResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	plan.ID = state.ID
 	plan.TaskID = state.TaskID
-	plan.Node = state.Node
+	if plan.Node.IsUnknown() {
+		plan.Node = state.Node // node removed from the configuration: keep where it ran
+	}
 	plan.RestoredAt = state.RestoredAt
 	plan.PreviousStatus = state.PreviousStatus
 	plan.SafetyBackupVolID = state.SafetyBackupVolID

@@ -35,6 +35,10 @@ func TestRestorePlanWarnsWhenNotRestoringAgain(t *testing.T) {
 	}
 	newLatest := ran
 	newLatest.Backup = types.StringValue("local:backup/vzdump-lxc-100-2025_10_05-12_00_00.tar.zst")
+	moved := ran
+	moved.Node = types.StringValue("pve2")
+	moved.Storage = types.StringValue("local-lvm")
+	moved.ShutdownTimeout = types.StringValue("5m")
 	rerun := newLatest
 	rerun.Triggers = types.MapValueMust(types.StringType, map[string]attr.Value{"run": types.StringValue("2")})
 
@@ -45,6 +49,9 @@ func TestRestorePlanWarnsWhenNotRestoringAgain(t *testing.T) {
 	}{
 		{"unchanged", ran, ""},
 		{"new latest backup", newLatest, "Changed: backup. The restore already ran"},
+		// Every recorded change is listed, node included.
+		{"node, storage, shutdown_timeout", moved, "Changed: node, shutdown_timeout, storage. The restore already ran, " +
+			"so the new values are only recorded and guest 100 is not touched. To restore again, change triggers."},
 		{"triggers changed", rerun, ""},
 	}
 	for _, tc := range cases {

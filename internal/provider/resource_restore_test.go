@@ -444,8 +444,8 @@ resource "proxmoxapp_restore" "r" {
 	})
 }
 
-// TestAccRestore_badInput: a backup that does not exist is an apply error
-// naming it (the guest untouched); malformed input is refused at plan time.
+// TestAccRestore_badInput: a backup that does not exist and malformed input
+// are refused at plan time, naming the backup (the guest untouched).
 func TestAccRestore_badInput(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
@@ -458,11 +458,12 @@ func TestAccRestore_badInput(t *testing.T) {
 	steps := []resource.TestStep{
 		{
 			Config:      restore(fmt.Sprintf("  vmid = 100\n  backup = %q", missingDir)),
-			ExpectError: regexp.MustCompile(`(?s)failed at step "check backup".*` + regexp.QuoteMeta(missingDir) + ` does not exist`),
+			ExpectError: regexp.MustCompile(`(?s)Backup not found.*` + regexp.QuoteMeta(missingDir) + `\s+does\s+not\s+exist:\s+storage\s+local\s+on\s+node\s+pve1\s+does\s+not\s+list\s+it`),
 		},
 		{
-			Config:      restore(fmt.Sprintf("  vmid = 150\n  backup = %q", missingPBS)),
-			ExpectError: regexp.MustCompile(`(?s)failed at step "check backup".*` + regexp.QuoteMeta(missingPBS) + `.*does not exist`),
+			Config: restore(fmt.Sprintf("  vmid = 150\n  backup = %q", missingPBS)),
+			// A new guest: every online node is asked.
+			ExpectError: regexp.MustCompile(`(?s)Backup not found.*` + regexp.QuoteMeta(missingPBS) + `\s+does\s+not\s+exist:\s+no\s+online\s+node\s+\(pve1,\s+pve2\)\s+lists\s+it\s+on\s+storage\s+pbs`),
 		},
 	}
 	for _, tc := range []struct{ body, want string }{

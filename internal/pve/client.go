@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -61,15 +60,14 @@ const (
 	getAttempts      = 3
 )
 
-var (
-	reTokenID  = regexp.MustCompile(`^[^\s@!=]+@[A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$`)
-	reUsername = regexp.MustCompile(`^[^\s@]+(@[A-Za-z0-9.\-_]+)?$`)
-)
-
 // NewClient checks the configuration and builds a client. With a username and
 // password it logs in (POST /access/ticket) at once, so bad credentials fail
-// here; an API token is not checked against the server until the first call.
+// here; an API token is not checked against the server until the first call
+// (CheckAccess checks either kind with one request).
 func NewClient(ctx context.Context, cfg Config) (*Client, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errs[0]
+	}
 	base, err := normalizeEndpoint(cfg.Endpoint)
 	if err != nil {
 		return nil, err
@@ -88,25 +86,10 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	if c.userAgent == "" {
 		c.userAgent = defaultUserAgent
 	}
-	switch {
-	case cfg.APIToken != "" && (cfg.Username != "" || cfg.Password != ""):
-		return nil, errors.New("pve: configure either an API token or a username and password, not both")
-	case cfg.APIToken != "":
-		id, secret, ok := splitToken(cfg.APIToken)
-		if !ok {
-			return nil, errors.New(`pve: the API token must have the form "USER@REALM!TOKENID=SECRET" (for example "root@pam!terraform=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")`)
-		}
-		c.tokenID, c.tokenSecret = id, secret
-	case cfg.Username != "" || cfg.Password != "":
-		if cfg.Username == "" || cfg.Password == "" {
-			return nil, errors.New("pve: a username needs a password and a password needs a username")
-		}
-		if !reUsername.MatchString(cfg.Username) {
-			return nil, fmt.Errorf("pve: the username %q must have the form USER@REALM (for example root@pam)", cfg.Username)
-		}
+	if cfg.APIToken != "" {
+		c.tokenID, c.tokenSecret, _ = splitToken(cfg.APIToken)
+	} else {
 		c.username, c.password, c.otp = cfg.Username, cfg.Password, cfg.OTP
-	default:
-		return nil, errors.New("pve: no credentials: set an API token or a username and password")
 	}
 
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -114,9 +97,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		tlsCfg.InsecureSkipVerify = true //nolint:gosec // explicitly asked for
 	} else if len(cfg.CACertPEM) > 0 {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(cfg.CACertPEM) {
-			return nil, errors.New("pve: the CA certificate is not valid PEM (expected one or more \"-----BEGIN CERTIFICATE-----\" blocks)")
-		}
+		pool.AppendCertsFromPEM(cfg.CACertPEM) // Validate checked it
 		tlsCfg.RootCAs = pool
 	}
 	tr := &http.Transport{
@@ -134,48 +115,10 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 
 	if c.username != "" {
 		if err := c.login(ctx, false); err != nil {
-			return nil, err
+			return nil, c.accessError(err)
 		}
 	}
 	return c, nil
-}
-
-func normalizeEndpoint(ep string) (string, error) {
-	ep = strings.TrimSpace(ep)
-	if ep == "" {
-		return "", errors.New("pve: the endpoint is empty (expected e.g. https://pve.example.com:8006/)")
-	}
-	u, err := url.Parse(ep)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("pve: the endpoint %q is not a valid URL (expected e.g. https://pve.example.com:8006/)", ep)
-	}
-	if u.User != nil {
-		return "", errors.New("pve: the endpoint must not contain credentials")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("pve: the endpoint %q must not have a query or fragment", u.Redacted())
-	}
-	p := strings.TrimRight(u.Path, "/")
-	p = strings.TrimSuffix(p, "/api2/json")
-	u.Path = strings.TrimRight(p, "/") + "/api2/json"
-	u.RawPath = ""
-	return u.String(), nil
-}
-
-// splitToken splits USER@REALM!TOKENID=SECRET at the last '='... PVE splits at
-// the last '=' too, so a secret may not contain '=' (a UUID never does).
-func splitToken(tok string) (id, secret string, ok bool) {
-	tok = strings.TrimSpace(tok)
-	tok = strings.TrimPrefix(tok, "PVEAPIToken=")
-	i := strings.LastIndexByte(tok, '=')
-	if i <= 0 || i == len(tok)-1 {
-		return "", "", false
-	}
-	id, secret = tok[:i], tok[i+1:]
-	if !reTokenID.MatchString(id) || strings.ContainsAny(secret, " \t\r\n") {
-		return "", "", false
-	}
-	return id, secret, true
 }
 
 // login gets a ticket; renew re-posts the current ticket as the password.
@@ -289,8 +232,11 @@ type netError struct {
 	err          error
 }
 
+// plain is the error without the hint on what to do.
+func (e *netError) plain() string { return fmt.Sprintf("%s %s: %v", e.method, e.path, e.err) }
+
 func (e *netError) Error() string {
-	msg := fmt.Sprintf("%s %s: %v", e.method, e.path, e.err)
+	msg := e.plain()
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	switch {
@@ -346,6 +292,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	start := time.Now()
 	res, err := c.hc.Do(req)
 	if err != nil {
+		c.logRequest(ctx, method, shown, 0, start, err)
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s %s: %w", method, shown, ctx.Err())
 		}
@@ -353,10 +300,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	c.logRequest(ctx, method, shown, res.StatusCode, start, err)
 	if err != nil {
 		return &netError{method: method, path: shown, err: err}
 	}
-	tflog.Trace(ctx, "PVE request", map[string]any{"method": method, "path": shown, "status": res.StatusCode, "duration_ms": time.Since(start).Milliseconds()})
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		ae := &APIError{Method: method, Path: shown, StatusCode: res.StatusCode, Status: res.Status}
 		var env struct {
@@ -406,6 +353,36 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return fmt.Errorf("%s %s: decoding the answer: %w", method, shown, err)
 	}
 	return nil
+}
+
+// logRequest writes one DEBUG line per PVE request: method, path (with the
+// query, which never carries credentials), HTTP status (0 when no answer
+// came) and duration. The token secret, password and ticket travel only in
+// headers and the login body, which are never logged; masking them as well
+// keeps them out should a PVE message ever quote one back.
+func (c *Client) logRequest(ctx context.Context, method, path string, status int, start time.Time, err error) {
+	fields := map[string]any{
+		"method": method, "path": path, "status": status,
+		"duration_ms": time.Since(start).Milliseconds(),
+	}
+	if err != nil {
+		fields["error"] = scrubURLError(err).Error()
+	}
+	tflog.Debug(c.maskSecrets(ctx), "PVE request", fields)
+}
+
+// maskSecrets masks the client's secrets in every log line written with ctx.
+func (c *Client) maskSecrets(ctx context.Context) context.Context {
+	c.mu.Lock()
+	secrets := []string{c.tokenSecret, c.password, c.otp, c.ticket, c.csrf}
+	c.mu.Unlock()
+	for _, s := range secrets {
+		if s != "" {
+			ctx = tflog.MaskAllFieldValuesStrings(ctx, s)
+			ctx = tflog.MaskMessageStrings(ctx, s)
+		}
+	}
+	return ctx
 }
 
 // envelopeWrapper asks do to decode the whole answer, not only "data".

@@ -425,8 +425,28 @@ func TestSimRestoreFailures(t *testing.T) {
 	if !errors.As(err, &re) || re.Step != "check backup" || !strings.Contains(err.Error(), missing) || !IsNotFound(err) {
 		t.Fatalf("missing: %v", err)
 	}
+	// storages that cannot hold the guest or the safety backup: refused
+	// before the safety backup and the shutdown
+	for _, tc := range []struct {
+		opts RestoreOptions
+		want string
+	}{
+		{RestoreOptions{VMID: 100, Backup: lxc.VolID, Storage: "nas", SafetyBackup: true},
+			`storage "nas" on node pve1 cannot hold container root filesystems (its content types are backup)`},
+		{RestoreOptions{VMID: 100, Backup: lxc.VolID, SafetyBackup: true, SafetyBackupStorage: "local-lvm"},
+			`safety_backup_storage "local-lvm" on node pve1 cannot hold backups`},
+		{RestoreOptions{VMID: 100, Backup: lxc.VolID, Storage: "nowhere"}, `storage "nowhere" does not exist on node pve1`},
+	} {
+		_, err = c.Restore(ctx, tc.opts, nil)
+		if !errors.As(err, &re) || re.Step != "check storage" || !strings.Contains(err.Error(), tc.want) || re.SafetyBackupVolID != "" {
+			t.Fatalf("storage check: %v", err)
+		}
+	}
 	if st, _ := sim.GuestState(100); st.Status != "running" {
 		t.Fatalf("guest touched: %+v", st)
+	}
+	if n := len(sim.Tasks()); n != 1 {
+		t.Fatalf("%d tasks: something ran before the checks refused", n)
 	}
 
 	// the restore task fails midway
