@@ -116,3 +116,21 @@ func TestSimBackupCoverage(t *testing.T) {
 		t.Errorf("included: %+v %v", inc, err)
 	}
 }
+
+func TestValidateCalendarEvent(t *testing.T) {
+	for _, ok := range []string{"02:30", "daily", "mon..fri 21:00", "sat,sun 1:05", "*/15", "2027-01-01 00:00", "21:00 UTC", "25:00"} {
+		if err := ValidateCalendarEvent(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for spec, want := range map[string]string{
+		"nightly":   `unable to parse calendar event at 'nightly' - Context("weekday")`,
+		"0 2 * * *": `unable to parse calendar event at ' 2 * * *' - Nom(Eof)`,
+		"99:99":     `unable to parse calendar event at '99:99' - Context("date or time specification")`,
+		"":          "unable to parse calendar event - event is empty",
+	} {
+		if err := ValidateCalendarEvent(spec); err == nil || err.Error() != want {
+			t.Errorf("%q: %v", spec, err)
+		}
+	}
+}

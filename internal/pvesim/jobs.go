@@ -20,10 +20,10 @@ type jobsState struct {
 	mu     sync.Mutex
 	jobs   map[string]*backupJob
 	order  []string
-	offset time.Duration        // simulated clock = host clock + offset
-	pools  map[string][]int     // resource pools (members), for pool-selected jobs
-	runs   map[string]*jobRun   // "<job>/<node>" → that node's job state file
-	minute time.Time            // last scheduler minute handled
+	offset time.Duration      // simulated clock = host clock + offset
+	pools  map[string][]int   // resource pools (members), for pool-selected jobs
+	runs   map[string]*jobRun // "<job>/<node>" → that node's job state file
+	minute time.Time          // last scheduler minute handled
 }
 
 type backupJob struct {
@@ -461,9 +461,9 @@ func registerJobRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *
 }
 
 var (
-	reConfigID   = regexp.MustCompile(`(?i)^[a-z][a-z0-9_-]+$`)
-	reStarttime  = regexp.MustCompile(`^\d{1,2}:\d{1,2}$`)
-	reDayOfWeek  = regexp.MustCompile(`^(mon|tue|wed|thu|fri|sat|sun)$`)
+	reConfigID  = regexp.MustCompile(`(?i)^[a-z][a-z0-9_-]+$`)
+	reStarttime = regexp.MustCompile(`^\d{1,2}:\d{1,2}$`)
+	reDayOfWeek = regexp.MustCompile(`^(mon|tue|wed|thu|fri|sat|sun)$`)
 )
 
 // propertyString parses fleecing and performance (PVE's backup-fleecing and

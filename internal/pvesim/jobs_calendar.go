@@ -94,7 +94,9 @@ func (e *calParseError) Error() string {
 	return fmt.Sprintf("unable to parse calendar event at '%s' - %s", e.at, e.kind)
 }
 
-func calCtx(at, ctx string) *calParseError { return &calParseError{at: at, kind: fmt.Sprintf("Context(%q)", ctx)} }
+func calCtx(at, ctx string) *calParseError {
+	return &calParseError{at: at, kind: fmt.Sprintf("Context(%q)", ctx)}
+}
 
 // parseCalendarEvent parses like PVE::CalendarEvent::parse_calendar_event:
 // trimmed, non-empty, then the proxmox-time grammar on the whole line.
