@@ -257,18 +257,12 @@ func (s *Sim) startJobRun(id, n string, now time.Time) string {
 	excl := append([]string(nil), j.excludePath...)
 	s.jobs.mu.Unlock()
 
-	t, err := s.runJobVzdump(id, n, opts, excl)
+	t := s.runJobVzdump(id, n, opts, excl)
 
 	s.jobs.mu.Lock()
 	defer s.jobs.mu.Unlock()
 	r.updated = time.Time{}
-	switch {
-	case err != nil:
-		r.state, r.msg, r.upid, r.task, r.started = "stopped", err.Error(), "", nil, time.Time{}
-		r.created = now
-		s.logf("pvesim: backup job %s on %s: %v", id, n, err)
-		return ""
-	case t == nil:
+	if t == nil { // started_job with "OK": no task, the run counts from now
 		r.state, r.msg, r.upid, r.task, r.started = "stopped", "OK", "", nil, time.Time{}
 		r.created = now
 		return ""
@@ -282,9 +276,9 @@ func (s *Sim) startJobRun(id, n string, now time.Time) string {
 var jobOnlyKeys = map[string]bool{"schedule": true, "enabled": true, "comment": true, "repeat-missed": true}
 
 // runJobVzdump is PVE::Jobs::VZDump::run → PVE::API2::VZDump::vzdump on node
-// n as root@pam with job-id and quiet=1. A nil task and nil error is "OK"
-// (nothing to do on this node).
-func (s *Sim) runJobVzdump(id, n string, opts map[string]string, excludePath []string) (*task, error) {
+// n as root@pam with job-id and quiet=1. A nil task is "OK" (nothing to do
+// on this node); failures before the guests (storage, lock) end the task.
+func (s *Sim) runJobVzdump(id, n string, opts map[string]string, excludePath []string) *task {
 	p := &params{m: map[string]string{}, arr: map[string][]string{}}
 	for k, v := range opts {
 		if !jobOnlyKeys[k] {
@@ -297,11 +291,11 @@ func (s *Sim) runJobVzdump(id, n string, opts map[string]string, excludePath []s
 	p.m["job-id"] = id
 	p.m["quiet"] = "1"
 	if nn := p.m["node"]; nn != "" && nn != n {
-		return nil, nil // "silent exit if we run on wrong node"
+		return nil // "silent exit if we run on wrong node"
 	}
 	local, all := s.jobLocalGuests(opts, n)
 	if len(local) == 0 && !all {
-		return nil, nil // "silent exit if specified VMs run on other nodes"
+		return nil // "silent exit if specified VMs run on other nodes"
 	}
 	storageID := p.m["storage"]
 	if storageID == "" && p.m["dumpdir"] == "" {
@@ -319,7 +313,7 @@ func (s *Sim) runJobVzdump(id, n string, opts map[string]string, excludePath []s
 	}
 	t := s.newTask(n, "vzdump", tid, "root@pam")
 	s.runTask(t, func(t *task) error { return s.runVzdump(t, job) })
-	return t, nil
+	return t
 }
 
 // jobLocalGuests is get_included_guests for one node: the guests of node n

@@ -244,8 +244,8 @@ func parseWeekdayRange(i string) (uint8, string, error) {
 	return start, rest, nil
 }
 
-// parseTimeComp: digits, value < max.
-func parseTimeComp(i string, max uint32) (uint32, string, bool) {
+// parseTimeComp: digits, value < limit.
+func parseTimeComp(i string, limit uint32) (uint32, string, bool) {
 	n := 0
 	for n < len(i) && isDigit(i[n]) {
 		n++
@@ -254,24 +254,24 @@ func parseTimeComp(i string, max uint32) (uint32, string, bool) {
 		return 0, i, false
 	}
 	v, err := strconv.ParseUint(i[:n], 10, 32)
-	if err != nil || uint32(v) >= max {
+	if err != nil || uint32(v) >= limit {
 		return 0, i, false
 	}
 	return uint32(v), i[n:], true
 }
 
-func parseDateTimeComp(i string, max uint32) (calValue, string, bool) {
-	v, rest, ok := parseTimeComp(i, max)
+func parseDateTimeComp(i string, limit uint32) (calValue, string, bool) {
+	v, rest, ok := parseTimeComp(i, limit)
 	if !ok {
 		return calValue{}, i, false
 	}
 	if strings.HasPrefix(rest, "..") {
-		if end, r2, ok := parseTimeComp(rest[2:], max); ok {
+		if end, r2, ok := parseTimeComp(rest[2:], limit); ok {
 			if v > end {
 				return calValue{}, i, false
 			}
 			if strings.HasPrefix(r2, "/") {
-				rep, r3, ok := parseTimeComp(r2[1:], max)
+				rep, r3, ok := parseTimeComp(r2[1:], limit)
 				if !ok {
 					return calValue{}, i, false
 				}
@@ -281,7 +281,7 @@ func parseDateTimeComp(i string, max uint32) (calValue, string, bool) {
 		}
 	}
 	if strings.HasPrefix(rest, "/") {
-		rep, r2, ok := parseTimeComp(rest[1:], max)
+		rep, r2, ok := parseTimeComp(rest[1:], limit)
 		if !ok {
 			return calValue{}, i, false
 		}
@@ -290,22 +290,22 @@ func parseDateTimeComp(i string, max uint32) (calValue, string, bool) {
 	return calValue{kind: 's', a: v}, rest, true
 }
 
-func parseDateTimeCompList(i string, start, max uint32) ([]calValue, string, bool) {
+func parseDateTimeCompList(i string, start, limit uint32) ([]calValue, string, bool) {
 	if rest, ok := strings.CutPrefix(i, "*"); ok {
 		if t, ok := strings.CutPrefix(rest, "/"); ok {
-			if rep, r2, ok := parseTimeComp(t, max); ok && rep > 0 {
+			if rep, r2, ok := parseTimeComp(t, limit); ok && rep > 0 {
 				return []calValue{{kind: 'p', a: start, rep: rep}}, r2, true
 			}
 		}
 		return nil, rest, true
 	}
-	first, rest, ok := parseDateTimeComp(i, max)
+	first, rest, ok := parseDateTimeComp(i, limit)
 	if !ok {
 		return nil, i, false
 	}
 	out := []calValue{first}
 	for strings.HasPrefix(rest, ",") {
-		v, r2, ok := parseDateTimeComp(rest[1:], max)
+		v, r2, ok := parseDateTimeComp(rest[1:], limit)
 		if !ok {
 			break
 		}
