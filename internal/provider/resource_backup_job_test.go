@@ -132,12 +132,69 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 				},
 			},
 			{
+				// A comment added in the GUI is drift: the next apply removes it again.
+				PreConfig: func() {
+					if err := env.Client(t).UpdateBackupJob(context.Background(), "tf-acc-nightly",
+						map[string]string{"comment": "added in the GUI"}, nil, nil); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: jobConfig(env, update),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(jobAddr, plancheck.ResourceActionUpdate),
+				}},
+				Check: func(*terraform.State) error {
+					j, err := jobOnPVE(t, env, "tf-acc-nightly")
+					if err != nil {
+						return err
+					}
+					if c, ok := j.Options["comment"]; ok {
+						return fmt.Errorf("the GUI's comment %q is still on PVE", c)
+					}
+					return nil
+				},
+			},
+			{
 				ResourceName:      jobAddr,
 				ImportState:       true,
 				ImportStateId:     "tf-acc-nightly",
 				ImportStateVerify: true,
 			},
+			{
+				// Deleted outside Terraform: dropped from state with a warning, planned again.
+				PreConfig: func() {
+					if err := env.Client(t).DeleteBackupJob(context.Background(), "tf-acc-nightly"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             jobConfig(env, update),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
 		},
+	})
+}
+
+// TestAccBackupJob_narrowToken: a token that may only audit cannot create a
+// job; the error names PVE's privilege and nothing is left on PVE.
+func TestAccBackupJob_narrowToken(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		CheckDestroy:             noJobsLeft(t, env),
+		Steps: []resource.TestStep{{
+			Config: env.ReadOnlyProviderConfig() + `
+resource "proxmoxapp_backup_job" "test" {
+  job_id   = "tf-acc-denied"
+  storage  = "local"
+  vmids    = [100]
+  schedule = "daily"
+}
+`,
+			ExpectError: wrapped(`Unable to create backup job`, `HTTP 403 Permission check failed (/, Sys.Modify)`),
+		}},
 	})
 }
 
