@@ -320,3 +320,27 @@ func TestBackupJobControlAPI(t *testing.T) {
 		t.Errorf("hourly job after 2h: %d runs, want 1 (pvescheduler does not catch up)", n)
 	}
 }
+
+// A pool-selected job backs up the pool's members on each node.
+func TestBackupJobPoolSelection(t *testing.T) {
+	s := startSim(t)
+	s.SetPool("apps", 100, 200)
+	if r := call(t, s, "POST", "/cluster/backup", s.APIToken(), url.Values{"id": {"pooljob"}, "schedule": {"daily"}, "pool": {"apps"}, "storage": {"local"}}); r.code != 200 {
+		t.Fatalf("create: %s %s", r.status, r.body)
+	}
+	upids, err := s.RunJobNow("pooljob")
+	if err != nil || len(upids) != 1 || !strings.Contains(upids[0], ":pve1:") || !strings.HasSuffix(upids[0], ":vzdump::root@pam:") {
+		t.Fatalf("run: %v %v", upids, err)
+	}
+	waitTask(t, s, upids[0])
+	lines := strings.Join(taskLog(t, s, upids[0]), "\n")
+	for _, want := range []string{"--pool apps", "Finished Backup of VM 100 ", "Finished Backup of VM 200 "} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("log lacks %q:\n%s", want, lines)
+		}
+	}
+	notCovered := call(t, s, "GET", "/cluster/backup-info/not-backed-up", s.APIToken(), nil).data(t).([]any)
+	if len(notCovered) != 1 || notCovered[0].(map[string]any)["vmid"] != float64(101) {
+		t.Errorf("not-backed-up = %v", notCovered)
+	}
+}
