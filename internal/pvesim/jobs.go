@@ -702,7 +702,7 @@ func (s *Sim) hJobCreate(rq *request) (any, error) {
 	id := p.m["id"]
 	delete(p.m, "id")
 	if id == "" {
-		id = "backup-" + newUUID()[:13] // PVE: a UUID; the GUI names jobs backup-<hex>
+		id = newUUID() // "autogenerate id for api compatibility" (the GUI sends backup-<hex>)
 	}
 	s.jobs.mu.Lock()
 	s.jobs.init()

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,37 @@ func TestBackupJobPoolSelection(t *testing.T) {
 	notCovered := call(t, s, "GET", "/cluster/backup-info/not-backed-up", s.APIToken(), nil).data(t).([]any)
 	if len(notCovered) != 1 || notCovered[0].(map[string]any)["vmid"] != float64(101) {
 		t.Errorf("not-backed-up = %v", notCovered)
+	}
+}
+
+// The deprecated starttime/dow become a schedule; a job without id gets a UUID.
+func TestBackupJobStarttimeAndGeneratedID(t *testing.T) {
+	s := startSim(t)
+	tok := s.APIToken()
+	if r := call(t, s, "POST", "/cluster/backup", tok, url.Values{"starttime": {"21:15"}, "dow": {"mon,tue"}, "vmid": {"100"}}); r.code != 200 {
+		t.Fatalf("create: %s %s", r.status, r.body)
+	}
+	if r := call(t, s, "POST", "/cluster/backup", tok, url.Values{"id": {"both"}, "starttime": {"21:15"}, "schedule": {"daily"}, "vmid": {"100"}}); r.status != "400 Parameter verification failed." {
+		t.Errorf("starttime+schedule: %s", r.status)
+	}
+	list := call(t, s, "GET", "/cluster/backup", tok, nil).data(t).([]any)
+	if len(list) != 1 {
+		t.Fatalf("list = %v", list)
+	}
+	j := list[0].(map[string]any)
+	if j["schedule"] != "mon,tue 21:15" || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-`).MatchString(j["id"].(string)) {
+		t.Errorf("job = %v", j)
+	}
+	if _, ok := j["starttime"]; ok {
+		t.Error("starttime kept")
+	}
+	// a pool replaces the vmid selection
+	s.SetPool("apps", 101)
+	if r := call(t, s, "PUT", "/cluster/backup/"+j["id"].(string), tok, url.Values{"pool": {"apps"}}); r.code != 200 {
+		t.Fatalf("update: %s %s", r.status, r.body)
+	}
+	got := call(t, s, "GET", "/cluster/backup/"+j["id"].(string), tok, nil).data(t).(map[string]any)
+	if _, ok := got["vmid"]; ok || got["pool"] != "apps" {
+		t.Errorf("after pool update: %v", got)
 	}
 }
