@@ -35,10 +35,10 @@ resource "proxmoxapp_backup_job" "test" {
 `, env.Storage, body)
 }
 
-// jobOnPVE reads the job as PVE holds it, for checks on the server side.
-func jobOnPVE(t *testing.T, env *acctest.Env, id string) (*pve.BackupJob, error) {
+// jobOnPVE reads the test's job as PVE holds it, for checks on the server side.
+func jobOnPVE(t *testing.T, env *acctest.Env) (*pve.BackupJob, error) {
 	t.Helper()
-	return env.Client(t).GetBackupJob(context.Background(), id)
+	return env.Client(t).GetBackupJob(context.Background(), "tf-acc-nightly")
 }
 
 // TestAccBackupJob_lifecycle: create, no-op re-plan, in-place update that also
@@ -64,7 +64,7 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy: func(*terraform.State) error {
-			if _, err := jobOnPVE(t, env, "tf-acc-nightly"); !errors.Is(err, pve.ErrJobNotFound) {
+			if _, err := jobOnPVE(t, env); !errors.Is(err, pve.ErrJobNotFound) {
 				return fmt.Errorf("job still on PVE after destroy (err %v)", err)
 			}
 			return nil
@@ -81,7 +81,7 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("next_run"), knownvalue.StringRegexp(reRFC3339)),
 				},
 				Check: func(*terraform.State) error {
-					j, err := jobOnPVE(t, env, "tf-acc-nightly")
+					j, err := jobOnPVE(t, env)
 					if err != nil {
 						return err
 					}
@@ -115,7 +115,7 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("enabled"), knownvalue.Bool(false)),
 				},
 				Check: func(*terraform.State) error {
-					j, err := jobOnPVE(t, env, "tf-acc-nightly")
+					j, err := jobOnPVE(t, env)
 					if err != nil {
 						return err
 					}
@@ -144,7 +144,7 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 					plancheck.ExpectResourceAction(jobAddr, plancheck.ResourceActionUpdate),
 				}},
 				Check: func(*terraform.State) error {
-					j, err := jobOnPVE(t, env, "tf-acc-nightly")
+					j, err := jobOnPVE(t, env)
 					if err != nil {
 						return err
 					}
