@@ -175,11 +175,12 @@ func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Reso
 	return []func() resource.Resource{
 		NewBackupResource,
 		NewRestoreResource,
+		NewBackupJobResource,
 	}
 }
 
 func (p *proxmoxappProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewBackupsDataSource}
+	return []func() datasource.DataSource{NewBackupsDataSource, NewBackupJobCoverageDataSource, NewBackupJobResultsDataSource}
 }
 
 // resolveProviderConfig merges the configuration with the environment and

@@ -74,6 +74,7 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	}
 	add("POST", "/nodes/{node}/lxc", lxcCreateSchema(), h((*Sim).hLXCCreate))
 	add("POST", "/nodes/{node}/qemu", qemuCreateSchema(), h((*Sim).hQemuCreate))
+	registerJobRoutes(add)
 }
 
 func (s *Sim) version() string {

@@ -77,6 +77,8 @@ type Sim struct {
 	routesOnce sync.Once
 	routeTable []*route
 
+	jobs jobsState // backup jobs, pools and the scheduler's clock (jobs.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -193,13 +195,14 @@ func Start(opts Options) (*Sim, error) {
 	}
 	s.endpoint = "https://" + net.JoinHostPort(host, fmt.Sprint(addr.Port)) + "/"
 	s.srv = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           http.HandlerFunc(s.serveTop),
 		TLSConfig:         tlsCfg,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          nil,
 	}
 	tl := tls.NewListener(ln, tlsCfg)
+	s.startScheduler()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
