@@ -155,11 +155,13 @@ func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Reso
 	return []func() resource.Resource{
 		NewBackupResource,
 		NewRestoreResource,
+		NewRestoreDrillResource,
+		NewBackupPruneResource,
 	}
 }
 
 func (p *proxmoxappProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewBackupsDataSource}
+	return []func() datasource.DataSource{NewBackupsDataSource, NewBackupRetentionDataSource}
 }
 
 // resolveProviderConfig merges the configuration with the environment and
