@@ -1,0 +1,258 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/compare"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
+)
+
+const drillAddr = "proxmoxapp_restore_drill.d"
+
+var reDrillTask = func(vmid int) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:vzrestore:%d:root@pam!terraform:$`, vmid))
+}
+
+// drillConfig: a backup "b" of guest 100 and a drill of it with extra arguments.
+func drillConfig(env *acctest.Env, args string) string {
+	return env.ProviderConfig() + fmt.Sprintf(`
+resource "proxmoxapp_backup" "b" {
+  vmid    = 100
+  storage = "local"
+}
+
+resource "proxmoxapp_restore_drill" "d" {
+  backup = proxmoxapp_backup.b.volid
+  settle = "1s"
+%s
+}
+
+output "recovery_seconds" {
+  value = proxmoxapp_restore_drill.d.recovery_seconds
+}
+`, args)
+}
+
+// onlyDefaultGuests checks that no scratch guest is left: the simulator
+// holds its three guests, 100 still running.
+func onlyDefaultGuests(env *acctest.Env, scratch ...int) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for _, v := range scratch {
+			if _, ok := env.Sim.GuestState(v); ok {
+				return fmt.Errorf("scratch guest %d is still there", v)
+			}
+		}
+		if g, ok := env.Sim.GuestState(100); !ok || g.Status != "running" || g.Lock != "" {
+			return fmt.Errorf("the original guest 100 is %+v", g)
+		}
+		for _, v := range []int{101, 200} {
+			if _, ok := env.Sim.GuestState(v); !ok {
+				return fmt.Errorf("guest %d vanished", v)
+			}
+		}
+		return nil
+	}
+}
+
+// drillTimings checks 0 < restore_seconds <= recovery_seconds and the size.
+func drillTimings(s *terraform.State) error {
+	a := s.RootModule().Resources[drillAddr].Primary.Attributes
+	restore, err1 := strconv.ParseFloat(a["restore_seconds"], 64)
+	recovery, err2 := strconv.ParseFloat(a["recovery_seconds"], 64)
+	size, err3 := strconv.ParseInt(a["restored_bytes"], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || restore <= 0 || recovery < restore || size <= 0 {
+		return fmt.Errorf("restore_seconds %q, recovery_seconds %q, restored_bytes %q", a["restore_seconds"], a["recovery_seconds"], a["restored_bytes"])
+	}
+	if out := s.RootModule().Outputs["recovery_seconds"]; out == nil || fmt.Sprint(out.Value) != a["recovery_seconds"] {
+		return fmt.Errorf("output recovery_seconds %v", out)
+	}
+	return nil
+}
+
+// TestAccRestoreDrill_passes drills a container backup into the next free
+// vmid: it passes, the timings and size are recorded, the scratch guest is
+// gone and the original untouched. An unchanged config plans nothing; a new
+// trigger drills again.
+func TestAccRestoreDrill_passes(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	sameTask := statecheck.CompareValue(compare.ValuesDiffer())
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: drillConfig(env, `  triggers = { night = "1" }`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failed_step"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failure_reason"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(102)),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("node"), knownvalue.StringExact("pve1")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("connect_network"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(reDrillTask(102))),
+					sameTask.AddStateValue(drillAddr, tfjsonpath.New("task_id")),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith(drillAddr, "ran_at", rfc3339),
+					drillTimings,
+					onlyDefaultGuests(env, 102),
+				),
+			},
+			{
+				Config:           drillConfig(env, `  triggers = { night = "1" }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				Config: drillConfig(env, `  triggers = { night = "2" }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(drillAddr, plancheck.ResourceActionDestroyBeforeCreate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
+					sameTask.AddStateValue(drillAddr, tfjsonpath.New("task_id")), // a new restore task
+				},
+				Check: resource.ComposeTestCheckFunc(drillTimings, onlyDefaultGuests(env, 102)),
+			},
+		},
+	})
+}
+
+// TestAccRestoreDrill_failing: the scratch guest cannot start. Without
+// fail_on_error the failure is the recorded result (apply succeeds); with it
+// the apply fails. Either way the scratch guest is destroyed.
+func TestAccRestoreDrill_failing(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	const msg = "startup for container '102' failed"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() { env.Sim.FailTask("vzstart", 0, msg) },
+				Config:    drillConfig(env, `  triggers = { night = "1" }`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("failed")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failed_step"), knownvalue.StringExact("start")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failure_reason"), knownvalue.StringRegexp(regexp.MustCompile(regexp.QuoteMeta(msg)))),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("recovery_seconds"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(102)),
+				},
+				Check: onlyDefaultGuests(env, 102),
+			},
+			{
+				// fail_on_error changes in place: the recorded failure stays, nothing runs.
+				Config: drillConfig(env, `  triggers = { night = "1" }
+  fail_on_error = true`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(drillAddr, plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("failed")),
+				},
+			},
+			{
+				PreConfig: func() { env.Sim.FailTask("vzstart", 0, msg) },
+				Config: drillConfig(env, `  triggers = { night = "2" }
+  fail_on_error = true`),
+				ExpectError: regexp.MustCompile(`Restore drill of local:backup/vzdump-lxc-100-\S+ failed at step "start"(.|\n)*startup for container '102'(.|\n)*failed`),
+			},
+			{
+				// the failed drill is tainted: the next apply drills again, and passes
+				PreConfig: func() {
+					if err := onlyDefaultGuests(env, 102)(nil); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: drillConfig(env, `  triggers = { night = "2" }
+  fail_on_error = true`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
+				},
+				Check: onlyDefaultGuests(env, 102),
+			},
+		},
+	})
+}
+
+// TestAccRestoreDrill_interruptedThenRerun: the drill cannot destroy its
+// scratch guest (the destroy task fails), so the apply fails and the guest
+// stays, tagged. The next apply removes it and drills again cleanly.
+func TestAccRestoreDrill_interruptedThenRerun(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	cfg := drillConfig(env, `  vmid = 900`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig:   func() { env.Sim.FailTask("vzdestroy", 900, "zfs error: dataset is busy") },
+				Config:      cfg,
+				ExpectError: regexp.MustCompile(`Restore drill left its scratch guest behind(.|\n)*scratch guest 900 on node pve1 could not(.|\n)*be destroyed(.|\n)*dataset is busy`),
+			},
+			{
+				PreConfig: func() {
+					conf, ok := env.Sim.GuestConfigText(900)
+					if !ok || !strings.Contains(conf, "tags: "+pve.DrillTag) {
+						t.Fatalf("the left-behind scratch guest 900 is not there or not tagged:\n%s", conf)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(drillAddr, plancheck.ResourceActionDestroyBeforeCreate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(900)),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(reDrillTask(900))),
+				},
+				Check: onlyDefaultGuests(env, 900),
+			},
+		},
+	})
+}
+
+// TestAccRestoreDrill_refusesExistingOrOriginalVMID: at plan time, with the
+// attribute named; nothing is created and guest 101 is untouched.
+func TestAccRestoreDrill_refusesExistingOrOriginalVMID(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	before, _ := env.Sim.GuestConfigText(101)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      drillConfig(env, `  vmid = 101`),
+				ExpectError: regexp.MustCompile(`Scratch vmid exists(.|\n)*guest 101 already exists \(lxc on node pve2, stopped\)`),
+			},
+			{
+				Config:      drillConfig(env, `  vmid = 100`),
+				ExpectError: regexp.MustCompile(`Scratch vmid is the original guest(.|\n)*vmid 100 is the guest`),
+			},
+			{
+				Config: env.ProviderConfig(),
+				Check: func(*terraform.State) error {
+					if after, _ := env.Sim.GuestConfigText(101); after != before {
+						return fmt.Errorf("guest 101 changed")
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
