@@ -111,7 +111,7 @@ func (d *backupRetentionDataSource) Read(ctx context.Context, req datasource.Rea
 	}
 	entries, err := c.PruneDryRun(ctx, opts)
 	if err != nil {
-		resp.Diagnostics.AddError("Retention dry run failed", err.Error())
+		resp.Diagnostics.AddError("Retention dry run failed", dryRunErrorDetail(err))
 		return
 	}
 	m.Node = types.StringValue(node)

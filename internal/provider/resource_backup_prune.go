@@ -168,7 +168,7 @@ func (r *backupPruneResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if !heldKnown {
 		unknown = append(unknown, "managed_volids")
 	}
-	if plan.Node.IsUnknown() && state != nil && !state.Node.IsNull() && plan.Node.IsNull() {
+	if plan.Node.IsUnknown() && state != nil && !state.Node.IsNull() {
 		plan.Node = state.Node
 	}
 	if len(unknown) > 0 || r.data == nil {
@@ -200,7 +200,7 @@ func (r *backupPruneResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	entries, err := c.PruneDryRun(ctx, opts)
 	if err != nil {
-		resp.Diagnostics.AddError("Prune dry run failed", err.Error())
+		resp.Diagnostics.AddError("Prune dry run failed", dryRunErrorDetail(err))
 		return
 	}
 	deletions, heldBack := pve.PruneDeletions(entries, held)

@@ -166,3 +166,13 @@ func retentionResourceAttributes() map[string]rsschema.Attribute {
 	}
 	return a
 }
+
+// dryRunErrorDetail adds the fix to PVE's "no prune-backups options" refusal.
+func dryRunErrorDetail(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "no prune-backups options configured") {
+		msg += "\n\nNo keep_* (or keep_all) is set, so the storage's own prune-backups applies, and the storage has " +
+			"none: set keep_* here, or prune-backups on the storage."
+	}
+	return msg
+}
