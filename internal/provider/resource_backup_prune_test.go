@@ -67,7 +67,9 @@ func retentionHistory(t *testing.T, env *acctest.Env) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := func(y int, m time.Month, day, h, min int) time.Time { return time.Date(y, m, day, h, min, 0, 0, berlin) }
+	d := func(y int, m time.Month, day, h, min int) time.Time {
+		return time.Date(y, m, day, h, min, 0, 0, berlin)
+	}
 	v := map[string]string{}
 	for label, at := range map[string]time.Time{
 		"A": d(2026, 3, 10, 12, 30), "B": d(2026, 3, 10, 12, 10), "C": d(2026, 3, 10, 9, 0), "D": d(2026, 3, 9, 18, 0),

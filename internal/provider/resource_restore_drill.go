@@ -364,7 +364,9 @@ func (r *restoreDrillResource) setResult(plan *restoreDrillModel, res *pve.Drill
 }
 
 // roundSeconds keeps milliseconds.
-func roundSeconds(d time.Duration) float64 { return float64(d.Round(time.Millisecond).Milliseconds()) / 1000 }
+func roundSeconds(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond).Milliseconds()) / 1000
+}
 
 // Read keeps the recorded drill: it is a past event.
 func (r *restoreDrillResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {}
