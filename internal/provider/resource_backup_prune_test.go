@@ -67,8 +67,8 @@ func retentionHistory(t *testing.T, env *acctest.Env) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := func(y int, m time.Month, day, h, min int) time.Time {
-		return time.Date(y, m, day, h, min, 0, 0, berlin)
+	d := func(y int, m time.Month, day, h, mi int) time.Time {
+		return time.Date(y, m, day, h, mi, 0, 0, berlin)
 	}
 	v := map[string]string{}
 	for label, at := range map[string]time.Time{

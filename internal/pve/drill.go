@@ -185,7 +185,7 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 	}
 	d.res.VMID = vmid
 
-	runErr := d.run(ctx, b)
+	runErr := d.run(ctx)
 	cleanupErr := d.cleanup(ctx)
 	if cleanupErr != nil {
 		return d.res, cleanupErr
@@ -198,7 +198,7 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 
 // run restores, starts and watches the scratch guest. It returns an error
 // only when ctx ends; drill failures are recorded in d.res.
-func (d *drillRun) run(ctx context.Context, b *Backup) error {
+func (d *drillRun) run(ctx context.Context) error {
 	c, o, res := d.c, d.o, d.res
 	body := map[string]any{
 		"vmid":        res.VMID,
@@ -307,13 +307,13 @@ func (d *drillRun) run(ctx context.Context, b *Backup) error {
 	return nil
 }
 
-// waitUpTo waits like wait, but no longer than max.
-func (p *poller) waitUpTo(ctx context.Context, max time.Duration) error {
-	if max <= 0 {
+// waitUpTo waits like wait, but no longer than limit.
+func (p *poller) waitUpTo(ctx context.Context, limit time.Duration) error {
+	if limit <= 0 {
 		return nil
 	}
-	if p.delay > max {
-		p.delay = max
+	if p.delay > limit {
+		p.delay = limit
 	}
 	return p.wait(ctx)
 }

@@ -61,7 +61,7 @@ func retentionFixture(t *testing.T) (*Sim, map[string]string, *time.Location) {
 	cfg.Timezone = "Europe/Berlin"
 	s := startSim(t, func(o *Options) { o.Config = cfg })
 	loc, _ := time.LoadLocation("Europe/Berlin")
-	d := func(y int, m time.Month, day, h, min int) time.Time { return time.Date(y, m, day, h, min, 0, 0, loc) }
+	d := func(y int, m time.Month, day, h, mi int) time.Time { return time.Date(y, m, day, h, mi, 0, 0, loc) }
 	v := history(t, s, map[string]time.Time{
 		"A": d(2026, 3, 10, 12, 30), // Tue, ISO week 11
 		"B": d(2026, 3, 10, 12, 10), // same hour as A
