@@ -340,8 +340,18 @@ func (r *restoreDrillResource) Create(ctx context.Context, req resource.CreateRe
 
 func (r *restoreDrillResource) setResult(plan *restoreDrillModel, res *pve.DrillResult) {
 	plan.ID = types.StringValue(fmt.Sprintf("%s/%d/%s", res.Node, res.VMID, res.StartedAt.Format(time.RFC3339)))
-	plan.Node = types.StringValue(res.Node)
-	plan.VMID = types.Int64Value(int64(res.VMID))
+	// A drill that failed before it picked a node or vmid keeps what was
+	// configured (null when nothing was).
+	if res.Node != "" {
+		plan.Node = types.StringValue(res.Node)
+	} else if plan.Node.IsUnknown() {
+		plan.Node = types.StringNull()
+	}
+	if res.VMID > 0 {
+		plan.VMID = types.Int64Value(int64(res.VMID))
+	} else if plan.VMID.IsUnknown() {
+		plan.VMID = types.Int64Null()
+	}
 	plan.RanAt = types.StringValue(res.StartedAt.Format(time.RFC3339))
 	plan.Outcome = types.StringValue(drillPassed)
 	plan.FailedStep, plan.FailureReason = types.StringNull(), types.StringNull()
@@ -389,7 +399,7 @@ func (r *restoreDrillResource) Update(ctx context.Context, req resource.UpdateRe
 func (r *restoreDrillResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state restoreDrillModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() || state.VMID.IsNull() || state.VMID.ValueInt64() == 0 {
+	if resp.Diagnostics.HasError() || state.VMID.IsNull() || state.VMID.ValueInt64() == 0 || state.TaskID.IsNull() {
 		return
 	}
 	vmid := int(state.VMID.ValueInt64())

@@ -256,3 +256,35 @@ func TestAccRestoreDrill_refusesExistingOrOriginalVMID(t *testing.T) {
 		},
 	})
 }
+
+// TestAccRestoreDrill_missingBackup: a backup that is gone is a failed
+// drill at "check backup"; nothing is created, the configured vmid stays.
+func TestAccRestoreDrill_missingBackup(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: env.ProviderConfig() + `
+resource "proxmoxapp_restore_drill" "d" {
+  backup = "local:backup/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst"
+  node   = "pve1"
+  vmid   = 950
+}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("failed")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failed_step"), knownvalue.StringExact("check backup")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failure_reason"),
+						knownvalue.StringRegexp(regexp.MustCompile(`backup local:backup/vzdump-lxc-100-2020_01_01-00_00_00\.tar\.zst does not exist`))),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(950)),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("task_id"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("restore_seconds"), knownvalue.Null()),
+				},
+				Check: onlyDefaultGuests(env, 950),
+			},
+		},
+	})
+}
