@@ -335,3 +335,43 @@ func TestGuestDestroy(t *testing.T) {
 		t.Errorf("gone VM: %s", r.status)
 	}
 }
+
+// PBS: the same marks per group (no "renamed"); the prune runs per group.
+func TestPrunePBS(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	volid, st := backup(t, s, "pve1", 100, url.Values{"storage": {"pbs"}})
+	if st["exitstatus"] != "OK" {
+		t.Fatalf("vzdump: %v", st)
+	}
+	snap := filepath.Join(s.StorageDumpDir("pve1", "pbs"), strings.TrimPrefix(volid, "pbs:backup/"))
+	older := func(d time.Duration) string {
+		ts := time.Now().UTC().Add(-d).Format("2006-01-02T15:04:05Z")
+		dst := filepath.Join(filepath.Dir(snap), ts)
+		if err := os.CopyFS(dst, os.DirFS(snap)); err != nil {
+			t.Fatal(err)
+		}
+		return "pbs:backup/ct/100/" + ts
+	}
+	day, week := older(24*time.Hour), older(7*24*time.Hour)
+	if r := call(t, s, "PUT", "/nodes/pve1/storage/pbs/content/"+week, s.APIToken(), url.Values{"protected": {"1"}}); r.code != 200 {
+		t.Fatalf("protect: %s", r.status)
+	}
+	got := marks(t, call(t, s, "GET", "/nodes/pve1/storage/pbs/prunebackups", s.APIToken(), url.Values{"prune-backups": {"keep-last=1"}, "type": {"lxc"}}))
+	if want := map[string]string{volid: "keep", day: "remove", week: "protected"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("marks %v, want %v", got, want)
+	}
+	upid := startTask(t, s, "DELETE", "/nodes/pve1/storage/pbs/prunebackups", url.Values{"prune-backups": {"keep-last=1"}})
+	if st := waitTask(t, s, upid); st["exitstatus"] != "OK" {
+		t.Fatalf("prune %v", st)
+	}
+	if log := taskLog(t, s, upid); !reflect.DeepEqual(log, []string{"running 'proxmox-backup-client prune' for 'ct/100'", "TASK OK"}) {
+		t.Errorf("log %q", log)
+	}
+	for id, want := range map[string]bool{volid: true, day: false, week: true} {
+		_, err := os.Stat(filepath.Join(s.StorageDumpDir("pve1", "pbs"), strings.TrimPrefix(id, "pbs:backup/")))
+		if (err == nil) != want {
+			t.Errorf("%s present=%v want %v", id, err == nil, want)
+		}
+	}
+}
