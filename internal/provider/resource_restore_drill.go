@@ -315,9 +315,16 @@ func (r *restoreDrillResource) Create(ctx context.Context, req resource.CreateRe
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		resp.Diagnostics.AddError("Restore drill left its scratch guest behind", err.Error())
 		return
+	case pve.IsForbidden(err):
+		resp.Diagnostics.AddError("Restore drill not permitted", err.Error())
+		return
 	default:
+		why := err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			why = fmt.Sprintf("the create timeout (%s) ran out; raise timeouts.create", timeout)
+		}
 		resp.Diagnostics.AddError("Restore drill interrupted",
-			fmt.Sprintf("the drill of %s did not finish: %s. Its scratch guest, if one was created, has been destroyed.", opts.Backup, err))
+			fmt.Sprintf("the drill of %s did not finish: %s. Its scratch guest, if one was created, has been destroyed.", opts.Backup, why))
 		return
 	}
 	r.setResult(&plan, res)

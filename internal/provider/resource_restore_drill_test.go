@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
 )
 
 const drillAddr = "proxmoxapp_restore_drill.d"
@@ -284,6 +286,62 @@ resource "proxmoxapp_restore_drill" "d" {
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("restore_seconds"), knownvalue.Null()),
 				},
 				Check: onlyDefaultGuests(env, 950),
+			},
+		},
+	})
+}
+
+// TestAccRestoreDrill_narrowTokenAndTimeout: a read-only token cannot run a
+// drill (an error, not a failed drill, and nothing is created); a drill
+// that outlives its create timeout is stopped and its scratch guest destroyed.
+func TestAccRestoreDrill_narrowTokenAndTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := pvesim.DefaultConfig()
+	// may read guest 100's backups, but not create guests
+	cfg.Users = append(cfg.Users, pvesim.UserConfig{ID: "drill@pve", ACL: []pvesim.ACLEntry{
+		{Path: "/storage", Roles: []string{"PVEDatastoreUser"}},
+		{Path: "/vms/100", Privs: []string{"VM.Backup", "VM.Audit"}},
+	}, Tokens: []pvesim.TokenConfig{{ID: "drill", Secret: "6f1c2a9e-0d3b-4c1e-9a57-2b8d4e7f1a30"}}})
+	env := acctest.NewWithConfig(t, cfg)
+	env.RequireSim(t)
+	narrow := fmt.Sprintf("provider \"proxmoxapp\" {\n  endpoint  = %q\n  api_token = %q\n  ca_cert   = <<-EOT\n%s\n  EOT\n}\n",
+		env.Sim.Endpoint(), env.Sim.Token("drill@pve!drill"), strings.TrimSpace(string(env.Sim.CAPEM())))
+	b, err := env.Client(t).CreateBackup(context.Background(), pve.BackupOptions{VMID: 100, Storage: "local"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drill := func(provider, args string) string {
+		return provider + fmt.Sprintf(`
+resource "proxmoxapp_restore_drill" "d" {
+  backup = %q
+%s
+}
+`, b.Backup.VolID, args)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      drill(narrow, ""),
+				ExpectError: regexp.MustCompile(`Restore drill not permitted(.|\n)*Permission check failed \(/vms/102,(.|\n)*VM.Allocate\)`),
+			},
+			{
+				PreConfig: func() {
+					if err := onlyDefaultGuests(env, 102)(nil); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: drill(env.ProviderConfig(), `  settle   = "1m"
+  timeouts = { create = "3s" }`),
+				ExpectError: regexp.MustCompile(`Restore drill interrupted(.|\n)*did not\s+finish: the create timeout \(3s\) ran out(.|\n)*has\s+been\s+destroyed`),
+			},
+			{
+				PreConfig: func() {
+					if err := onlyDefaultGuests(env, 102)(nil); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: env.ProviderConfig(),
 			},
 		},
 	})

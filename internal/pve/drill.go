@@ -113,6 +113,8 @@ type drillRun struct {
 	progress ProgressFunc
 	res      *DrillResult
 	created  bool // the restore request was accepted: there may be a guest to destroy
+	// forbidden is the first permission error: the drill could not run.
+	forbidden error
 }
 
 func (d *drillRun) say(format string, args ...any) {
@@ -122,6 +124,10 @@ func (d *drillRun) say(format string, args ...any) {
 }
 
 func (d *drillRun) fail(step string, err error) {
+	if IsForbidden(err) && d.forbidden == nil {
+		// missing privileges say nothing about the backup: an error, not a result
+		d.forbidden = fmt.Errorf("%s: %w", step, err)
+	}
 	d.res.Passed, d.res.FailedStep, d.res.Reason = false, step, err.Error()
 	d.say("drill failed at step %q: %s", step, firstLine(err.Error()))
 }
@@ -155,7 +161,14 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 			return nil, ctx.Err()
 		}
 		d.res.Node = o.Node
+		if IsNotFound(err) {
+			// PVE lists only the backups the credentials may read
+			err = fmt.Errorf("%w (or the credentials cannot see it: reading a backup takes Datastore.AllocateSpace on its storage or VM.Backup on its guest)", err)
+		}
 		d.fail(DrillStepCheckBackup, err)
+		if d.forbidden != nil {
+			return nil, &DrillNotPermittedError{Err: d.forbidden}
+		}
 		return d.res, nil
 	}
 	d.res.Node = b.Node
@@ -193,8 +206,23 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 	if runErr != nil {
 		return d.res, runErr
 	}
+	if d.forbidden != nil {
+		return d.res, &DrillNotPermittedError{Err: d.forbidden}
+	}
 	return d.res, nil
 }
+
+// DrillNotPermittedError: the credentials lack a privilege the drill needs
+// (the scratch guest, if one was created, has been destroyed).
+type DrillNotPermittedError struct{ Err error }
+
+func (e *DrillNotPermittedError) Error() string {
+	return fmt.Sprintf("the restore drill could not run, the credentials lack a privilege (%v). A drill needs VM.Allocate, "+
+		"VM.PowerMgmt and VM.Audit on /vms (the scratch vmid), Datastore.AllocateSpace on the scratch storage, and "+
+		"read access to the backup (Datastore.AllocateSpace, or VM.Backup on the backed-up guest)", e.Err)
+}
+
+func (e *DrillNotPermittedError) Unwrap() error { return e.Err }
 
 // run restores, starts and watches the scratch guest. It returns an error
 // only when ctx ends; drill failures are recorded in d.res.
