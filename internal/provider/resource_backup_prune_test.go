@@ -295,3 +295,34 @@ data "proxmoxapp_backup_retention" "r" {
 		},
 	})
 }
+
+// TestAccBackupPrune_narrowToken: a read-only token may plan (the dry run
+// needs Datastore.Audit) but not prune: the apply fails with PVE's
+// permission error and every backup is still there.
+func TestAccBackupPrune_narrowToken(t *testing.T) {
+	t.Parallel()
+	env := retentionEnv(t)
+	v := retentionHistory(t, env)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: env.ReadOnlyProviderConfig() + `
+resource "proxmoxapp_backup_prune" "p" {
+  storage = "local"
+  vmid    = 100
+` + fixtureKeep + `
+}
+`,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("deletions"), volidList(v, "B", "H", "J")),
+				}},
+				ExpectError: regexp.MustCompile(`Prune failed(.|\n)*HTTP 403 Permission check failed\s+\(/storage/local,\s+Datastore.AllocateSpace\)`),
+			},
+			{
+				Config: env.ProviderConfig(),
+				Check:  archivesPresent(env, v, "A B C D E F G H I J "),
+			},
+		},
+	})
+}
