@@ -150,7 +150,7 @@ func (r *restoreDrillResource) Schema(ctx context.Context, _ resource.SchemaRequ
 			},
 			"settle": schema.StringAttribute{
 				MarkdownDescription: "How long the scratch guest must stay running after it started, as a duration " +
-					"(default `30s`). " + again,
+					"(default `30s`; `0s`: running once is enough). " + again,
 				Optional:      true,
 				Computed:      true,
 				Default:       stringdefault.StaticString(defaultDrillSettle),

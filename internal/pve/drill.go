@@ -24,7 +24,6 @@ const (
 	// it says from when on a guest still there is a leftover.
 	drillMarker         = "proxmoxapp restore drill: scratch copy of "
 	drillDeadlineMarker = "; destroy after "
-	defaultDrillSettle  = 30 * time.Second
 	defaultDrillStart   = 5 * time.Minute
 	drillCleanupTimeout = 5 * time.Minute
 )
@@ -50,7 +49,7 @@ type DrillOptions struct {
 	// ConnectNetwork false restores every NIC with link_down=1, so the copy
 	// cannot answer for the live app on the network.
 	ConnectNetwork bool
-	Settle         time.Duration // how long it must stay running
+	Settle         time.Duration // how long it must stay running (0: running once is enough)
 	StartTimeout   time.Duration // from the start request to running
 	// Deadline is written into the scratch guest: a later drill that still
 	// finds the guest after it removes it as a leftover.
@@ -138,8 +137,8 @@ func (d *drillRun) fail(step string, err error) {
 // (*DrillRefusedError), a scratch guest that could not be destroyed
 // (*DrillCleanupError, with the result), or a cancelled context.
 func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFunc) (*DrillResult, error) {
-	if o.Settle <= 0 {
-		o.Settle = defaultDrillSettle
+	if o.Settle < 0 {
+		o.Settle = 0
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = defaultDrillStart
