@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -111,4 +112,29 @@ func sorted(s ...string) []string {
 		}
 	}
 	return out
+}
+
+func TestDrillAndPruneLogParsing(t *testing.T) {
+	t.Parallel()
+	for lines, want := range map[string]int64{
+		"extracting archive\nTotal bytes read: 20480 (20KiB, 15MiB/s)\nmerging": 20480,
+		"progress 100% (read 16384 bytes, duplicate 0 bytes)\ntotal bytes read 16384, sparse bytes 0 (0%)": 16384,
+		"restore image complete (bytes=4194304, duration=0.01s)": 0,
+	} {
+		if got := restoredBytes(strings.Split(lines, "\n")); got != want {
+			t.Errorf("%q: %d, want %d", lines, got, want)
+		}
+	}
+	got := removedVolIDs([]string{"INFO: removing backup 'local:backup/b.tar'", "removing backup 'local:backup/a.tar'", "TASK OK"})
+	if !reflect.DeepEqual(got, []string{"local:backup/a.tar", "local:backup/b.tar"}) {
+		t.Errorf("removed %v", got)
+	}
+	for tags, want := range map[string]bool{"proxmoxapp-drill": true, "web;proxmoxapp-drill": true, "proxmoxapp-drill-old": false, "": false} {
+		if hasTag(tags, DrillTag) != want {
+			t.Errorf("hasTag(%q)", tags)
+		}
+	}
+	if s := (Retention{Keep: map[string]int{"keep-weekly": 4, "keep-last": 1}}).String(); s != "keep-last=1,keep-weekly=4" {
+		t.Errorf("policy %q", s)
+	}
 }
