@@ -117,9 +117,9 @@ func sorted(s ...string) []string {
 func TestDrillAndPruneLogParsing(t *testing.T) {
 	t.Parallel()
 	for lines, want := range map[string]int64{
-		"extracting archive\nTotal bytes read: 20480 (20KiB, 15MiB/s)\nmerging": 20480,
+		"extracting archive\nTotal bytes read: 20480 (20KiB, 15MiB/s)\nmerging":                            20480,
 		"progress 100% (read 16384 bytes, duplicate 0 bytes)\ntotal bytes read 16384, sparse bytes 0 (0%)": 16384,
-		"restore image complete (bytes=4194304, duration=0.01s)": 0,
+		"restore image complete (bytes=4194304, duration=0.01s)":                                           0,
 	} {
 		if got := restoredBytes(strings.Split(lines, "\n")); got != want {
 			t.Errorf("%q: %d, want %d", lines, got, want)
