@@ -375,3 +375,21 @@ func TestPrunePBS(t *testing.T) {
 		}
 	}
 }
+
+// nextid (PVE/API2/Cluster.pm): the lowest free vmid from 100, as a string;
+// a given vmid is echoed when free and refused when taken.
+func TestNextID(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	tok := s.ReadOnlyToken() // any authenticated user
+	if r := call(t, s, "GET", "/cluster/nextid", tok, nil); r.code != 200 || string(r.body) != `{"data":"102"}` {
+		t.Errorf("nextid: %s %s", r.status, r.body)
+	}
+	if r := call(t, s, "GET", "/cluster/nextid", tok, url.Values{"vmid": {"555"}}); r.code != 200 || string(r.body) != `{"data":"555"}` {
+		t.Errorf("nextid 555: %s %s", r.status, r.body)
+	}
+	r := call(t, s, "GET", "/cluster/nextid", tok, url.Values{"vmid": {"100"}})
+	if msg, _ := errsOf(t, r)["vmid"].(string); r.code != 400 || strings.TrimSpace(msg) != "VM 100 already exists" {
+		t.Errorf("nextid 100: %s %s", r.status, r.body)
+	}
+}
