@@ -106,6 +106,27 @@ func (c *Client) NextVMID(ctx context.Context) (int, error) {
 	return int(v), nil
 }
 
+// freeVMIDNot is the next free vmid, skipping avoid: when the original guest
+// is gone, nextid would offer its vmid, and a drill never uses that.
+func (c *Client) freeVMIDNot(ctx context.Context, avoid int) (int, error) {
+	vmid, err := c.NextVMID(ctx)
+	if err != nil || vmid != avoid {
+		return vmid, err
+	}
+	for cand := avoid + 1; cand < avoid+10000; cand++ {
+		var v proxmox.StringOrInt
+		err := c.get(ctx, "/cluster/nextid", url.Values{"vmid": {strconv.Itoa(cand)}}, &v)
+		if err == nil {
+			return int(v), nil
+		}
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.StatusCode != 400 {
+			return 0, fmt.Errorf("asking the cluster whether vmid %d is free: %w", cand, err)
+		}
+	}
+	return 0, fmt.Errorf("no free vmid found after %d", avoid)
+}
+
 type drillRun struct {
 	c        *Client
 	o        DrillOptions
@@ -192,7 +213,7 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 		case !IsNotFound(err):
 			return nil, fmt.Errorf("checking that scratch vmid %d is free: %w", vmid, err)
 		}
-	} else if vmid, err = c.NextVMID(ctx); err != nil {
+	} else if vmid, err = c.freeVMIDNot(ctx, bn.VMID); err != nil {
 		return nil, err
 	}
 	d.res.VMID = vmid

@@ -272,3 +272,27 @@ func TestDrillQemu(t *testing.T) {
 		t.Errorf("original VM is %s", g.Status)
 	}
 }
+
+// With the original guest gone, nextid offers its vmid; the drill skips it.
+func TestDrillNeverUsesTheOriginalVMID(t *testing.T) {
+	t.Parallel()
+	sim, c := startSim(t)
+	ctx := testCtx(t)
+	b := mustBackup(t, c, BackupOptions{VMID: 100, Storage: "local"})
+	if err := c.powerAction(ctx, "pve1", 100, GuestTypeLXC, "stop", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.destroyScratch(ctx, "pve1", 100, GuestTypeLXC, nil); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := c.NextVMID(ctx); id != 100 {
+		t.Fatalf("nextid %d", id)
+	}
+	res, err := c.Drill(ctx, DrillOptions{Backup: b.Backup.VolID, Settle: 10 * time.Millisecond}, nil)
+	if err != nil || !res.Passed || res.VMID != 102 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if _, ok := sim.GuestState(100); ok {
+		t.Error("the drill created guest 100")
+	}
+}
