@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -75,12 +76,14 @@ func TestAccGuide_drillsAndRetention(t *testing.T) {
 		}
 		return onlyDefaultGuests(env, 102)(s)
 	}
+	fast := config.Variables{"settle": config.StringVariable("2s")} // the default 30s, shortened
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() { first = backup() },
-				Config:    cfg,
+				PreConfig:       func() { first = backup() },
+				Config:          cfg,
+				ConfigVariables: fast,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownOutputValue("drill_outcome", knownvalue.StringExact("passed")),
 					statecheck.ExpectKnownOutputValue("pruned", knownvalue.ListExact([]knownvalue.Check{})),
@@ -102,7 +105,8 @@ func TestAccGuide_drillsAndRetention(t *testing.T) {
 						old = append(old, id)
 					}
 				},
-				Config: cfg,
+				Config:          cfg,
+				ConfigVariables: fast,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("proxmoxapp_restore_drill.nightly", plancheck.ResourceActionDestroyBeforeCreate),
 					plancheck.ExpectResourceAction("proxmoxapp_backup_prune.app", plancheck.ResourceActionUpdate),

@@ -39,6 +39,12 @@ variable "scratch_storage" {
   default     = "local-lvm"
 }
 
+variable "settle" {
+  description = "How long the restored app must stay up for the drill to pass."
+  type        = string
+  default     = "30s"
+}
+
 variable "managed_backups" {
   description = "Volume IDs of backups that other resources manage (e.g. proxmoxapp_backup.x.volid): never pruned."
   type        = list(string)
@@ -53,12 +59,12 @@ data "proxmoxapp_backups" "app" {
 }
 
 # Restore it into a scratch guest (next free vmid, network links down),
-# start it, require it to stay up for 30 seconds, destroy it. A new newest
+# start it, require it to stay up for var.settle, destroy it. A new newest
 # backup is a new drill; an unchanged one is not drilled twice.
 resource "proxmoxapp_restore_drill" "nightly" {
   backup   = data.proxmoxapp_backups.app.latest.volid
   storage  = var.scratch_storage
-  settle   = "30s"
+  settle   = var.settle
   triggers = { backup = data.proxmoxapp_backups.app.latest.volid }
 
   # A failed drill is recorded in `outcome`; set this to make it fail the run.
