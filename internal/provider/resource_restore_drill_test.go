@@ -2,11 +2,16 @@ package provider
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -342,6 +347,78 @@ resource "proxmoxapp_restore_drill" "d" {
 					}
 				},
 				Config: env.ProviderConfig(),
+			},
+		},
+	})
+}
+
+// plantScratch makes the guest a killed drill would leave: restored from
+// volid, tagged, with the drill's description and the given deadline.
+func plantScratch(t *testing.T, env *acctest.Env, vmid int, volid string, deadline time.Time) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(env.Sim.CAPEM())
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	form := url.Values{"vmid": {strconv.Itoa(vmid)}, "ostemplate": {volid}, "restore": {"1"}, "storage": {"local-lvm"},
+		"tags": {pve.DrillTag}, "description": {"proxmoxapp restore drill: scratch copy of " + volid + "; destroy after " + deadline.UTC().Format(time.RFC3339)}}
+	req, _ := http.NewRequest("POST", env.Sim.Endpoint()+"api2/json/nodes/pve1/lxc", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "PVEAPIToken="+env.Sim.APIToken())
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("planting %d: %s", vmid, res.Status)
+	}
+	for i := 0; i < 200; i++ {
+		if g, ok := env.Sim.GuestState(vmid); ok && g.Lock == "" {
+			if conf, _ := env.Sim.GuestConfigText(vmid); strings.Contains(conf, pve.DrillTag) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("planted guest %d did not finish restoring", vmid)
+}
+
+// TestAccRestoreDrill_killedThenRerun: Terraform was killed mid-drill and
+// left scratch guests. The re-run on the same vmid removes the one there at
+// once, and one whose deadline has passed; one within its deadline (another
+// drill may be running) and a guest without the marker are left alone.
+func TestAccRestoreDrill_killedThenRerun(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	b, err := env.Client(t).CreateBackup(context.Background(), pve.BackupOptions{VMID: 100, Storage: "local"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					plantScratch(t, env, 900, b.Backup.VolID, time.Now().Add(time.Hour))    // the killed drill's own vmid
+					plantScratch(t, env, 901, b.Backup.VolID, time.Now().Add(-time.Minute)) // expired
+					plantScratch(t, env, 902, b.Backup.VolID, time.Now().Add(time.Hour))    // someone else's, running
+				},
+				Config: env.ProviderConfig() + fmt.Sprintf(`
+resource "proxmoxapp_restore_drill" "d" {
+  backup = %q
+  vmid   = 900
+  settle = "1s"
+}
+`, b.Backup.VolID),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(900)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					onlyDefaultGuests(env, 900, 901),
+					guestIs(env, 902, "stopped"),
+				),
 			},
 		},
 	})
