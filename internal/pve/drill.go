@@ -311,18 +311,20 @@ func (d *drillRun) run(ctx context.Context) error {
 
 	d.say("starting scratch guest %d", res.VMID)
 	startAt := time.Now()
-	if err := c.powerAction(ctx, res.Node, res.VMID, res.GuestType, "start", nil, d.progress); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.fail(DrillStepStart, err)
-		return nil
+	sctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer cancel()
+	startErr := c.powerAction(sctx, res.Node, res.VMID, res.GuestType, "start", nil, d.progress)
+	if startErr == nil {
+		startErr = c.waitStatus(sctx, res.Node, res.VMID, res.GuestType, "running", o.StartTimeout-time.Since(startAt))
 	}
-	if err := c.waitStatus(ctx, res.Node, res.VMID, res.GuestType, "running", o.StartTimeout-time.Since(startAt)); err != nil {
+	if startErr != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d.fail(DrillStepStart, err)
+		if sctx.Err() != nil {
+			startErr = fmt.Errorf("scratch guest %d was not running %s after the start request (start_timeout): %w", res.VMID, o.StartTimeout, startErr)
+		}
+		d.fail(DrillStepStart, startErr)
 		return nil
 	}
 	res.TimeToRunning = time.Since(begin)

@@ -296,3 +296,18 @@ func TestDrillNeverUsesTheOriginalVMID(t *testing.T) {
 		t.Error("the drill created guest 100")
 	}
 }
+
+// A guest that is not running within start_timeout fails the drill at "start".
+func TestDrillStartTimeout(t *testing.T) {
+	t.Parallel()
+	sim, c := startSim(t)
+	b := mustBackup(t, c, BackupOptions{VMID: 100, Storage: "local"})
+	res, err := c.Drill(testCtx(t), DrillOptions{Backup: b.Backup.VolID, StartTimeout: 5 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passed || res.FailedStep != DrillStepStart || !strings.Contains(res.Reason, "scratch guest 102 was not running 5ms after the start request (start_timeout)") {
+		t.Errorf("%+v", res)
+	}
+	assertOnlyDefaultGuests(t, sim, c)
+}
