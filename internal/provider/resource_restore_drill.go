@@ -308,11 +308,13 @@ func (r *restoreDrillResource) Create(ctx context.Context, req resource.CreateRe
 	case pve.IsDrillRefused(err):
 		resp.Diagnostics.AddAttributeError(path.Root("vmid"), "Restore drill refused", err.Error())
 		return
-	case errors.As(err, &cleanupErr) && res != nil:
-		// Keep the result: the resource is tainted, and its destroy (on the
-		// next apply's replacement) removes the scratch guest.
-		r.setResult(&plan, res)
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	case errors.As(err, &cleanupErr):
+		if res != nil && res.VMID == cleanupErr.VMID {
+			// Keep the result: the resource is tainted, and its destroy (on
+			// the next apply's replacement) removes the scratch guest.
+			r.setResult(&plan, res)
+			resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		}
 		resp.Diagnostics.AddError("Restore drill left its scratch guest behind", err.Error())
 		return
 	case pve.IsForbidden(err):

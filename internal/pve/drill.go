@@ -173,6 +173,9 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 		return nil, &DrillRefusedError{msg: err.Error()}
 	}
 	d.res.GuestType = bn.GuestType
+	if o.VMID == bn.VMID {
+		return nil, &DrillRefusedError{msg: fmt.Sprintf("vmid %d is the guest the backup was taken of: a drill never restores over the original; choose another vmid or leave it unset", o.VMID)}
+	}
 
 	// the backup, and the node to restore on
 	b, err := c.GetBackup(ctx, o.Node, o.Backup)
@@ -201,9 +204,6 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 
 	// the scratch vmid
 	vmid := o.VMID
-	if vmid == bn.VMID {
-		return nil, &DrillRefusedError{msg: fmt.Sprintf("vmid %d is the guest the backup was taken of: a drill never restores over the original; choose another vmid or leave it unset", vmid)}
-	}
 	if vmid > 0 {
 		g, err := c.FindGuest(ctx, vmid)
 		switch {
