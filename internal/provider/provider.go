@@ -176,11 +176,14 @@ func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Reso
 		NewBackupResource,
 		NewRestoreResource,
 		NewBackupJobResource,
+		NewRestoreDrillResource,
+		NewBackupPruneResource,
 	}
 }
 
 func (p *proxmoxappProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewBackupsDataSource, NewBackupJobCoverageDataSource, NewBackupJobResultsDataSource}
+	return []func() datasource.DataSource{NewBackupsDataSource, NewBackupJobCoverageDataSource, NewBackupJobResultsDataSource,
+		NewBackupRetentionDataSource}
 }
 
 // resolveProviderConfig merges the configuration with the environment and

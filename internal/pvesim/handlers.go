@@ -3,7 +3,6 @@ package pvesim
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,7 +64,7 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 		})
 		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) })
 		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) })
-		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", schema{"purge": pdB(), "force": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()},
+		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", guestDeleteSchema(typ),
 			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) })
 		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
 			sc := schema{"skiplock": pdB(), "timeout": pdImin(0), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
@@ -75,6 +74,8 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	add("POST", "/nodes/{node}/lxc", lxcCreateSchema(), h((*Sim).hLXCCreate))
 	add("POST", "/nodes/{node}/qemu", qemuCreateSchema(), h((*Sim).hQemuCreate))
 	registerJobRoutes(add)
+	add("GET", "/nodes/{node}/storage/{storage}/prunebackups", pruneSchema(), h((*Sim).hPruneDryRun))
+	add("DELETE", "/nodes/{node}/storage/{storage}/prunebackups", pruneSchema(), h((*Sim).hPruneDelete))
 }
 
 func (s *Sim) version() string {
@@ -427,55 +428,6 @@ func (s *Sim) hGuestConfig(rq *request, typ string) (any, error) {
 		out["description"] = d
 	}
 	return out, nil
-}
-
-func (s *Sim) hGuestDelete(rq *request, typ string) (any, error) {
-	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.Allocate"); err != nil {
-		return nil, err
-	}
-	g, err := s.guestFor(rq, typ)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	running, prot, lock := g.status != "stopped", g.protected(), g.lock()
-	s.mu.Unlock()
-	kind := g.kind()
-	if typ == "lxc" && running {
-		return nil, err500("CT %d is running - destroy failed", g.vmid)
-	}
-	if prot {
-		return nil, err500("can't remove %s %d - protection mode enabled", kind, g.vmid)
-	}
-	ttype := "vzdestroy"
-	if typ == "qemu" {
-		ttype = "qmdestroy"
-	}
-	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
-	s.runTask(t, func(t *task) error {
-		if lock != "" && !rq.p.boolv("skiplock", false) {
-			return fmt.Errorf("%s is locked (%s)", kind, lock)
-		}
-		s.mu.Lock()
-		if g.status != "stopped" {
-			s.mu.Unlock()
-			return fmt.Errorf("VM %d is running - destroy failed", g.vmid)
-		}
-		s.mu.Unlock()
-		if err := t.sleep(20 * time.Millisecond); err != nil {
-			return err
-		}
-		if typ == "lxc" {
-			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
-			_ = os.RemoveAll(s.GuestRootfs(g.vmid))
-		} else {
-			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
-			_ = os.Remove(s.GuestDisk(g.vmid))
-		}
-		s.dropGuest(g)
-		return nil
-	})
-	return t.upid, nil
 }
 
 func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {

@@ -227,6 +227,9 @@ func (s *Sim) restoreLXC(t *task, g *guest, vol *volume, archive string, tst *st
 			return
 		}
 		if created || disksTouched {
+			if disksTouched { // destroy_disks: the volumes this restore allocated go too
+				_ = os.RemoveAll(s.GuestRootfs(g.vmid))
+			}
 			s.dropGuest(g)
 		} else {
 			s.mu.Lock()

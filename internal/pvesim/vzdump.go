@@ -848,76 +848,18 @@ func (s *Sim) pruneAfterBackup(gl *guestLog, job *vzdumpJob, st *storage, vmid i
 		return nil
 	}
 	gl.log("INFO", "prune older backups with retention: %s", r.text)
-	var group []*backupItem
-	for _, b := range s.listBackups(st, job.node) {
-		if b.owner != vmid || b.subtype != typ {
-			continue
-		}
-		if !b.pbs && !reStdBackup.MatchString(filepath.Base(b.path)) {
-			continue // "renamed": never pruned
-		}
-		group = append(group, b)
-	}
-	sort.SliceStable(group, func(i, j int) bool { return group[i].ctime > group[j].ctime })
-	mark := make([]string, len(group))
-	for i, b := range group {
-		if b.protected {
-			mark[i] = "protected"
-		}
-	}
-	idFuncs := map[string]func(t time.Time) string{
-		"keep-last":    func(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) },
-		"keep-hourly":  func(t time.Time) string { return t.Format("2006/01/02/15") },
-		"keep-daily":   func(t time.Time) string { return t.Format("2006/01/02") },
-		"keep-weekly":  func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprintf("%d/%d", y, w) },
-		"keep-monthly": func(t time.Time) string { return t.Format("2006/01") },
-		"keep-yearly":  func(t time.Time) string { return t.Format("2006") },
-	}
-	for ki, k := range retentionKeys {
-		count := r.keep[k]
-		if count == 0 {
-			continue
-		}
-		idf := idFuncs[k]
-		already := map[string]bool{}
-		for i, b := range group {
-			if mark[i] == "keep" {
-				already[idf(time.Unix(b.ctime, int64(i)).In(s.loc))] = true
-			}
-		}
-		newly := map[string]bool{}
-		for i, b := range group {
-			id := idf(time.Unix(b.ctime, int64(i)).In(s.loc))
-			if ki == 0 {
-				id = strconv.Itoa(i)
-			}
-			if mark[i] != "" || already[id] {
-				continue
-			}
-			if !newly[id] {
-				if len(newly) >= count {
-					break
-				}
-				newly[id] = true
-				mark[i] = "keep"
-			} else {
-				mark[i] = "remove"
-			}
-		}
-	}
+	// With a storage, vzdump prunes through the storage's prune_backups for
+	// this guest and type: the same marks as the prunebackups API.
 	pruned := 0
-	for i, b := range group {
-		if mark[i] == "keep" || mark[i] == "protected" {
+	for _, e := range s.pruneList(st, job.node, r, vmid, typ) {
+		if e.mark != "remove" {
 			continue
 		}
-		gl.log("INFO", "removing backup '%s'", b.volid)
-		if b.pbs {
-			_ = os.RemoveAll(b.path)
-		} else {
-			_ = os.Remove(b.path)
-			np, _, lp := dirBackupSidecars(b.path)
-			_ = os.Remove(np)
-			_ = os.Remove(lp)
+		gl.log("INFO", "removing backup '%s'", e.volid)
+		if e.pbs {
+			_ = os.RemoveAll(e.path)
+		} else if err := removeArchive(e.path); err != nil {
+			gl.log("ERROR", "error when removing backup '%s' - %s", e.volid, err)
 		}
 		pruned++
 	}

@@ -1,0 +1,134 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/config"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
+)
+
+// exampleWithProvider reads an example root module and swaps its terraform
+// and provider blocks for the test's provider block.
+func exampleWithProvider(t *testing.T, env *acctest.Env, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	for _, start := range []string{"terraform {", `provider "proxmoxapp" {}`} {
+		i := strings.Index(src, start)
+		if i < 0 {
+			t.Fatalf("%s: no %q", file, start)
+		}
+		j, depth := i, 0
+		for ; j < len(src); j++ {
+			if src[j] == '{' {
+				depth++
+			} else if src[j] == '}' {
+				if depth--; depth == 0 {
+					break
+				}
+			}
+		}
+		src = src[:i] + src[j+1:]
+	}
+	return env.ProviderConfig() + src
+}
+
+// TestAccGuide_drillsAndRetention applies the guide's configuration as
+// written: the first night drills the only backup and prunes nothing; the
+// next night (a new backup, an old history) drills the new backup and the
+// plan lists the deletions; destroying it deletes no backup.
+func TestAccGuide_drillsAndRetention(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	cfg := exampleWithProvider(t, env, "../../examples/guides/drills-and-retention/main.tf")
+	c := env.Client(t)
+	var first string
+	var old []string
+	backup := func() string {
+		b, err := c.CreateBackup(context.Background(), pve.BackupOptions{VMID: 100, Storage: "local", Compress: "zstd"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Backup.VolID
+	}
+	recovery := func(s *terraform.State) error {
+		v, err := strconv.ParseFloat(fmt.Sprint(s.RootModule().Outputs["recovery_seconds"].Value), 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("recovery_seconds %v", s.RootModule().Outputs["recovery_seconds"].Value)
+		}
+		return onlyDefaultGuests(env, 102)(s)
+	}
+	fast := config.Variables{"settle": config.StringVariable("2s")} // the default 30s, shortened
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig:       func() { first = backup() },
+				Config:          cfg,
+				ConfigVariables: fast,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValue("drill_outcome", knownvalue.StringExact("passed")),
+					statecheck.ExpectKnownOutputValue("pruned", knownvalue.ListExact([]knownvalue.Check{})),
+				},
+				Check: recovery,
+			},
+			{
+				// Next night: a new backup, and three backups taken on one
+				// day nine months ago: daily keeps that day's newest only.
+				PreConfig: func() {
+					time.Sleep(1100 * time.Millisecond) // a new second: a new archive name
+					backup()
+					day := time.Now().AddDate(0, -9, 0)
+					for _, h := range []int{1, 2, 3} {
+						id, err := env.Sim.CopyBackup("pve1", first, time.Date(day.Year(), day.Month(), day.Day(), h, 0, 0, 0, time.Local))
+						if err != nil {
+							t.Fatal(err)
+						}
+						old = append(old, id)
+					}
+				},
+				Config:          cfg,
+				ConfigVariables: fast,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("proxmoxapp_restore_drill.nightly", plancheck.ResourceActionDestroyBeforeCreate),
+					plancheck.ExpectResourceAction("proxmoxapp_backup_prune.app", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValue("drill_outcome", knownvalue.StringExact("passed")),
+					statecheck.ExpectKnownValue("proxmoxapp_backup_prune.app", tfjsonpath.New("held_back"), knownvalue.ListExact([]knownvalue.Check{})),
+				},
+				Check: resource.ComposeTestCheckFunc(recovery, func(s *terraform.State) error {
+					got := fmt.Sprint(s.RootModule().Outputs["pruned"].Value)
+					if want := fmt.Sprint([]any{old[0], old[1]}); got != want {
+						return fmt.Errorf("pruned %s, want %s", got, want)
+					}
+					for i, id := range old {
+						_, err := os.Stat(env.ArchivePath("pve1", "local", strings.TrimPrefix(id, "local:backup/")))
+						if gone := os.IsNotExist(err); gone != (i < 2) {
+							return fmt.Errorf("%s: gone=%v", id, gone)
+						}
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
