@@ -483,29 +483,74 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 	if rq.p.has("skiplock") && rq.auth.authid != "root@pam" {
 		return nil, paramErr1("skiplock", "Only root may use this option.")
 	}
-	g, err := s.guestFor(rq, typ)
-	if err != nil {
-		return nil, err
-	}
+	// The power endpoints do not load the config before forking: only the
+	// "running" checks below are synchronous, so a guest that is not on this
+	// node mostly shows up as a failed task (see REFERENCE.md).
+	vmid := int(rq.p.intv("vmid", 0))
+	n := rq.vars["node"]
 	s.mu.Lock()
-	status := g.status
+	g := s.guests[vmid]
+	if g != nil && (g.node != n || g.typ != typ) {
+		g = nil
+	}
+	status := "stopped"
+	if g != nil {
+		status = g.status
+	}
 	s.mu.Unlock()
-	kind := g.kind()
+	running := status != "stopped"
 	if typ == "lxc" {
 		switch action {
-		case "start":
-			if status == "running" {
-				return nil, err500("CT %d already running", g.vmid)
+		case "start", "resume":
+			if running {
+				return nil, err500("CT %d already running", vmid)
 			}
-		case "stop", "shutdown", "suspend", "reboot":
-			if status != "running" {
-				return nil, err500("CT %d not running", g.vmid)
+		case "stop", "shutdown", "suspend":
+			if !running {
+				return nil, err500("CT %d not running", vmid)
 			}
-		case "resume":
+		case "reboot":
+			if !running {
+				return nil, err500("VM %d not running", vmid) // sic: pve-container's vm_reboot says "VM"
+			}
 		}
-	} else if action == "shutdown" && status == "paused" {
-		return nil, err500("VM is paused - cannot shutdown")
+	} else {
+		switch action {
+		case "reboot", "suspend", "resume":
+			// check_running asserts the config exists on this node first
+			if g == nil {
+				return nil, err500("unable to find configuration file for VM %d on node '%s'", vmid, n)
+			}
+			if !running {
+				return nil, err500("VM %d not running", vmid)
+			}
+		case "shutdown":
+			if status == "paused" && !rq.p.boolv("forceStop", false) {
+				return nil, err500("VM is paused - cannot shutdown")
+			}
+		}
 	}
+	if g == nil {
+		ttype := map[string]string{"lxc": "vz", "qemu": "qm"}[typ] + action
+		t := s.newTask(n, ttype, strconv.Itoa(vmid), rq.auth.authid)
+		s.runTask(t, func(t *task) error {
+			if err := t.sleep(20 * time.Millisecond); err != nil {
+				return err
+			}
+			switch {
+			case typ == "lxc" && action == "resume":
+				return fmt.Errorf("command 'lxc-checkpoint -n %d -r --foreground -D /var/lib/vz/dump' failed: exit code 1", vmid)
+			case typ == "lxc":
+				return fmt.Errorf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
+			case action == "start":
+				return fmt.Errorf("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
+			default:
+				return fmt.Errorf("unable to find configuration file for VM %d on node '%s'", vmid, n)
+			}
+		})
+		return t.upid, nil
+	}
+	kind := g.kind()
 	prefix := map[string]string{"lxc": "vz", "qemu": "qm"}[typ]
 	ttype := prefix + action
 	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
@@ -528,6 +573,16 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		l := g.lock()
 		if s.guests[g.vmid] != g {
 			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
+		}
+		if typ == "qemu" {
+			switch {
+			case (action == "stop" || action == "shutdown") && g.status == "stopped":
+				return nil // _do_vm_stop: nothing to do, checked before the lock
+			case action == "resume" && g.status == "running":
+				return nil // vm_resume: "job done", checked before the lock
+			case action == "resume" && l == "backup":
+				l = ""
+			}
 		}
 		if l != "" && !skip && (l != "mounted" || typ != "lxc") {
 			// vm_start: a running VM with a backup lock is resumed in the
@@ -561,8 +616,6 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		case "resume":
 			if g.status == "paused" {
 				g.status = "running"
-			} else if typ == "qemu" {
-				return errors.New("VM is not paused")
 			}
 		}
 		return nil
