@@ -20,17 +20,17 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	add("POST", "/access/ticket", schema{
 		"username": pdS().required(), "password": pdS().required(), "realm": pdS(), "otp": pdS(),
 		"path": pdS(), "privs": pdS(), "tfa-challenge": pdS(), "new-format": pdB(),
-	}, h((*Sim).hTicketPost)).noAuth = true
-	add("GET", "/access/ticket", nil, func(*request) (any, error) { return nil, nil }).noAuth = true
+	}, h((*Sim).hTicketPost))
+	add("GET", "/access/ticket", nil, func(*request) (any, error) { return nil, nil })
 	add("GET", "/cluster/resources", schema{"type": pdE("vm", "storage", "node", "sdn")}, h((*Sim).hClusterResources))
 	add("GET", "/cluster/status", nil, h((*Sim).hClusterStatus))
 	add("GET", "/cluster/nextid", schema{"vmid": pdVMID(false)}, h((*Sim).hNextID))
 	add("GET", "/nodes", nil, h((*Sim).hNodes))
-	add("GET", "/nodes/{node}/status", nil, h((*Sim).hNodeStatus))
+	add("GET", "/nodes/{node}/status", nil, h((*Sim).hNodeStatus)).perm = permAll("/nodes/{node}", "Sys.Audit")
 	add("GET", "/nodes/{node}/version", nil, h((*Sim).hVersion))
 	add("GET", "/nodes/{node}/storage", schema{"content": pdS(), "enabled": pdB(), "storage": pdStorage(), "target": pdS(), "format": pdB()}, h((*Sim).hStorageIndex))
-	add("GET", "/nodes/{node}/storage/{storage}/status", nil, h((*Sim).hStorageStatus))
-	add("GET", "/nodes/{node}/storage/{storage}/content", schema{"content": pdE(contentEnum...), "vmid": pdVMID(false)}, h((*Sim).hContentList))
+	add("GET", "/nodes/{node}/storage/{storage}/status", nil, h((*Sim).hStorageStatus)).perm = permAny("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace")
+	add("GET", "/nodes/{node}/storage/{storage}/content", schema{"content": pdE(contentEnum...), "vmid": pdVMID(false)}, h((*Sim).hContentList)).perm = permAny("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace")
 	add("GET", "/nodes/{node}/storage/{storage}/content/{volume}", nil, h((*Sim).hContentGet))
 	add("PUT", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"notes": pdS(), "protected": pdB()}, h((*Sim).hContentPut))
 	add("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"delay": pdI(1, 30)}, h((*Sim).hContentDelete))
@@ -62,17 +62,34 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 			}
 			return []map[string]string{{"subdir": "current"}, {"subdir": "start"}, {"subdir": "stop"}, {"subdir": "shutdown"}}, nil
 		})
-		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) })
-		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) })
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Audit")
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Audit")
 		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", schema{"purge": pdB(), "force": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()},
-			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) })
+			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Allocate")
 		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
 			sc := schema{"skiplock": pdB(), "timeout": pdImin(0), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
-			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) })
+			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) }).perm = permAll("/vms/{vmid}", "VM.PowerMgmt")
 		}
 	}
 	add("POST", "/nodes/{node}/lxc", lxcCreateSchema(), h((*Sim).hLXCCreate))
 	add("POST", "/nodes/{node}/qemu", qemuCreateSchema(), h((*Sim).hQemuCreate))
+}
+
+// permAll and permAny are declarative checks on a path template whose
+// {vars} are filled from the URI as given (before the schema checks them).
+func permAll(tmpl string, privs ...string) func(*request) error {
+	return func(rq *request) error { return rq.s.checkAll(rq.auth, fillPath(tmpl, rq.vars), privs...) }
+}
+
+func permAny(tmpl string, privs ...string) func(*request) error {
+	return func(rq *request) error { return rq.s.checkAny(rq.auth, fillPath(tmpl, rq.vars), privs...) }
+}
+
+func fillPath(tmpl string, vars map[string]string) string {
+	for k, v := range vars {
+		tmpl = strings.ReplaceAll(tmpl, "{"+k+"}", v)
+	}
+	return tmpl
 }
 
 func (s *Sim) version() string {
