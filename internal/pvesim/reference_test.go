@@ -60,7 +60,7 @@ func TestRefVzdumpParamErrors(t *testing.T) {
 		{url.Values{"vmid": {"100"}, "frobnicate": {"1"}}, "frobnicate", "property is not defined in schema and the schema does not allow additional properties"},
 		{url.Values{"vmid": {"100"}, "compress": {"xz"}}, "compress", "value 'xz' does not have a value in the enumeration '0, 1, gzip, lzo, zstd'"},
 		// verify_vzdump_parameters checks the template before the missing vmid
-		{url.Values{"storage": {"local"}, "notes-template": {"{{foo}}"}}, "notes-template", "found unknown: variable 'foo' at char 0"},
+		{url.Values{"storage": {"local"}, "notes-template": {"{{foo}}"}}, "notes-template", "found unknown: variable 'foo' at char 4"},
 	} {
 		r := call(t, s, "POST", "/nodes/pve1/vzdump", tok, c.body)
 		if r.status != "400 Parameter verification failed." || errsOf(t, r)[c.key] != c.msg {
