@@ -954,7 +954,7 @@ func (s *Sim) hExtractConfig(rq *request) (any, error) {
 	if v.vtype != "backup" {
 		return nil, err500("unable to use volume %s - content type needs to be 'backup'", vol)
 	}
-	if err := s.volumeAccess(rq.auth, st.cfg.ID, v.owner, "backup"); err != nil {
+	if err := s.volumeAccess(rq.auth, st.cfg.ID, v.owner, "backup", v.volid); err != nil {
 		return nil, err
 	}
 	if v.owner > 0 {
