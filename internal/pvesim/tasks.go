@@ -256,7 +256,7 @@ func (s *Sim) hTaskLog(rq *request) (any, error) {
 		}
 	}
 	if rq.p.boolv("download", false) && (rq.p.has("start") || rq.p.has("limit")) {
-		return nil, paramErr1("download", "option conflicts with option 'start'")
+		return nil, err500("'download' cannot be used together with 'start' or 'limit' parameters")
 	}
 	t := s.findTask(upid)
 	if t == nil || m[1] != rq.vars["node"] {
