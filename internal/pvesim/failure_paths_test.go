@@ -567,3 +567,28 @@ func TestRefTaskEndpointDetails(t *testing.T) {
 		t.Errorf("download+limit: %s", r.status)
 	}
 }
+
+// VZDump->new collects the storage errors and the task fails with all of
+// them; the guest is not touched and nothing is written.
+func TestRefVzdumpStorageErrors(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, func(o *Options) { o.Config = refConfig() })
+	for storage, want := range map[string]string{
+		"nope":      "could not activate storage 'nope': storage 'nope' does not exist could not get storage information for 'nope': storage 'nope' does not exist",
+		"off":       "could not activate storage 'off': storage 'off' is disabled",
+		"only1":     "could not activate storage 'only1': storage 'only1' is not available on node 'pve2'",
+		"local-lvm": "could not get storage information for 'local-lvm': can't use storage 'local-lvm' for backups - wrong content type",
+	} {
+		upid := startTask(t, s, "POST", "/nodes/pve2/vzdump", url.Values{"vmid": {"101"}, "storage": {storage}})
+		if st := waitTask(t, s, upid); st["exitstatus"] != want {
+			t.Errorf("%s: %v", storage, st["exitstatus"])
+		}
+		lines := taskLog(t, s, upid)
+		if len(lines) != 1 || lines[0] != "TASK ERROR: "+want {
+			t.Errorf("%s: log %q", storage, lines)
+		}
+	}
+	if g, _ := s.GuestState(101); g.Lock != "" {
+		t.Errorf("CT 101 locked: %+v", g)
+	}
+}

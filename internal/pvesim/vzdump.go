@@ -266,13 +266,24 @@ func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
 		return errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
 	}
 	if job.dumpdir == "" {
-		var err error
-		st, err = s.storageFor(job.storageID, job.node)
-		if err != nil {
-			return errors.New(err.Error())
+		// VZDump->new collects activate_storage's and storage_info's errors
+		// and dies with all of them (the task status joins lines with " ").
+		id := job.storageID
+		var errs []string
+		if _, err := s.storageFor(id, job.node); err != nil {
+			errs = append(errs, fmt.Sprintf("could not activate storage '%s': %s", id, err))
 		}
-		if !st.content["backup"] {
-			return fmt.Errorf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", job.storageID, job.storageID)
+		s.mu.Lock()
+		st = s.storages[id]
+		s.mu.Unlock()
+		switch {
+		case st == nil:
+			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': storage '%s' does not exist", id, id))
+		case !st.content["backup"]:
+			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", id, id))
+		}
+		if len(errs) > 0 {
+			return errors.New(strings.Join(errs, "\n"))
 		}
 	} else if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
