@@ -176,8 +176,8 @@ func TestRefQemuRestoreSyncVersusTask(t *testing.T) {
 	}
 	// a container archive: restore_tar_archive refuses it before touching the VM
 	upid = startTask(t, s, "POST", "/nodes/pve1/qemu", url.Values{"vmid": {"200"}, "archive": {volCT}, "force": {"1"}})
-	st := waitTask(t, s, upid)
-	if ex, _ := st["exitstatus"].(string); !strings.HasPrefix(ex, "ERROR: file '") || !strings.HasSuffix(ex, ".tar.zst' does not look like a QemuServer vzdump backup") && !strings.HasSuffix(ex, "' does not look like a QemuServer vzdump backup") {
+	ctPath := filepath.Join(s.StorageDumpDir("pve1", "local"), strings.TrimPrefix(volCT, "local:backup/"))
+	if st := waitTask(t, s, upid); st["exitstatus"] != "ERROR: file '"+ctPath+"' does not look like a QemuServer vzdump backup" {
 		t.Fatalf("tar archive: %v", st)
 	}
 	// ... but options given with it are refused first
