@@ -592,3 +592,31 @@ func TestRefVzdumpStorageErrors(t *testing.T) {
 		t.Errorf("CT 101 locked: %+v", g)
 	}
 }
+
+// vzdump/defaults checks the storage like storage_info and hides the
+// node-level settings from callers without Sys.Audit.
+func TestRefVzdumpDefaultsEndpoint(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	for i := range cfg.Storages {
+		if cfg.Storages[i].ID == "nas" {
+			cfg.Storages[i].PruneBackups = "keep-last=3"
+		}
+	}
+	s := startSim(t, func(o *Options) { o.Config = cfg })
+	tok := s.APIToken()
+	if r := call(t, s, "GET", "/nodes/pve1/vzdump/defaults?storage=local-lvm", tok, nil); r.status != "500 can't use storage 'local-lvm' for backups - wrong content type" {
+		t.Errorf("local-lvm: %s", r.status)
+	}
+	if r := call(t, s, "GET", "/nodes/pve1/vzdump/defaults?storage=nope", tok, nil); r.status != "500 storage 'nope' does not exist" {
+		t.Errorf("nope: %s", r.status)
+	}
+	d := call(t, s, "GET", "/nodes/pve1/vzdump/defaults?storage=nas", tok, nil).data(t).(map[string]any)
+	if d["storage"] != "nas" || d["prune-backups"] != "keep-last=3" || d["dumpdir"] != s.StorageDumpDir("pve1", "nas") || d["ionice"] != float64(7) {
+		t.Errorf("root: %v", d)
+	}
+	d = call(t, s, "GET", "/nodes/pve1/vzdump/defaults", s.ReadOnlyToken(), nil).data(t).(map[string]any)
+	if _, ok := d["dumpdir"]; ok || d["storage"] != "local" || d["ionice"] != nil || d["prune-backups"] != "keep-all=1" {
+		t.Errorf("auditor: %v", d)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -197,16 +198,41 @@ func (s *Sim) hNodeStatus(rq *request) (any, error) {
 	}, nil
 }
 
+// hVzdumpDefaults is vzdump's "defaults" method without an /etc/vzdump.conf:
+// the schema defaults, the storage (default 'local') checked with
+// storage_info (so a storage without backup content is an error here), its
+// prune-backups and, for callers with Sys.Audit on the node, its dump dir.
 func (s *Sim) hVzdumpDefaults(rq *request) (any, error) {
-	st := rq.p.str("storage")
-	if st == "" {
-		st = "local"
+	id := rq.p.str("storage")
+	if id == "" {
+		id = "local"
 	}
-	if err := s.checkAny(rq.auth, "/storage/"+st, "Datastore.Audit", "Datastore.AllocateSpace"); err != nil {
+	if err := s.checkAny(rq.auth, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace"); err != nil {
 		return nil, err
 	}
-	return map[string]any{"storage": st, "mode": "snapshot", "compress": "0", "ionice": 7, "lockwait": 180, "stopwait": 10,
-		"stdexcludes": 1, "prune-backups": "keep-all=1", "remove": 1, "zstd": 1, "pigz": 0, "notification-mode": "auto"}, nil
+	s.mu.Lock()
+	st := s.storages[id]
+	s.mu.Unlock()
+	if st == nil {
+		return nil, err500("storage '%s' does not exist", id)
+	}
+	if !st.content["backup"] {
+		return nil, err500("can't use storage '%s' for backups - wrong content type", id)
+	}
+	res := map[string]any{"storage": id, "mode": "snapshot", "compress": "0", "ionice": 7, "lockwait": 180, "stopwait": 10,
+		"stdexcludes": 1, "prune-backups": "keep-all=1", "remove": 1, "zstd": 1, "pigz": 0, "notification-mode": "auto",
+		"mailnotification": "always", "all": 0, "quiet": 0, "stop": 0, "bwlimit": 0}
+	if st.cfg.PruneBackups != "" {
+		res["prune-backups"] = st.cfg.PruneBackups
+	}
+	if s.can(rq.auth, "/nodes/"+rq.vars["node"], "Sys.Audit") {
+		if st.cfg.Type != "pbs" {
+			res["dumpdir"] = filepath.Join(s.storagePath(st, rq.vars["node"]), "dump")
+		}
+	} else {
+		delete(res, "ionice")
+	}
+	return res, nil
 }
 
 // guestEntry builds the status fields shared by lists and cluster resources (lock held).
