@@ -234,10 +234,13 @@ func TestRefProtectedLimit(t *testing.T) {
 // REFERENCE.md 4.3, 4.4, 4.6: task list, log edge cases, stop of a finished task.
 func TestRefTaskEdges(t *testing.T) {
 	t.Parallel()
-	s := startSim(t)
+	// A running task that has logged nothing yet: an LXC restore worker
+	// waits TaskOverhead before its first line (and then fails: the archive
+	// is missing, which only the worker notices).
+	s := startSim(t, func(o *Options) { o.TaskOverhead = 1500 * time.Millisecond })
 	tok := s.APIToken()
-	// a power task logs nothing during its first ~50 ms: empty log
-	upid := startTask(t, s, "POST", "/nodes/pve1/qemu/200/status/start", nil)
+	missing := "local:backup/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst"
+	upid := startTask(t, s, "POST", "/nodes/pve1/lxc", url.Values{"vmid": {"150"}, "ostemplate": {missing}, "restore": {"1"}, "storage": {"local-lvm"}})
 	r := call(t, s, "GET", "/nodes/pve1/tasks/"+upid+"/log", tok, nil)
 	if string(r.body) != `{"data":[{"n":1,"t":"no content"}],"total":1}` {
 		t.Fatalf("empty log: %s", r.body)
@@ -247,12 +250,12 @@ func TestRefTaskEdges(t *testing.T) {
 	if len(items) != 1 {
 		t.Fatalf("active: %s", r.body)
 	}
-	if it := items[0].(map[string]any); it["status"] != "RUNNING" || it["endtime"] != nil {
+	if it := items[0].(map[string]any); it["status"] != "RUNNING" || it["endtime"] != nil || it["upid"] != upid {
 		t.Fatalf("running item: %v", it)
 	}
 	waitTask(t, s, upid)
-	r = call(t, s, "GET", "/nodes/pve1/tasks?typefilter=qmstart", tok, nil)
-	if it := r.data(t).([]any)[0].(map[string]any); it["status"] != "OK" || it["endtime"] == nil {
+	r = call(t, s, "GET", "/nodes/pve1/tasks?typefilter=vzrestore", tok, nil)
+	if it := r.data(t).([]any)[0].(map[string]any); it["status"] != "unable to restore CT 150 - can't find file '"+missing+"'" || it["endtime"] == nil {
 		t.Fatalf("finished item: %v", it)
 	}
 	// stopping a finished task is a no-op
