@@ -38,10 +38,10 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	add("POST", "/nodes/{node}/vzdump", vzdumpSchema(), h((*Sim).hVzdump))
 	add("GET", "/nodes/{node}/vzdump/extractconfig", schema{"volume": pdS().required()}, h((*Sim).hExtractConfig))
 	add("GET", "/nodes/{node}/vzdump/defaults", schema{"storage": pdStorage()}, h((*Sim).hVzdumpDefaults))
-	add("GET", "/nodes/{node}/tasks", schema{"start": pdImin(0), "limit": pdImin(0), "userfilter": pdS(), "typefilter": pdS(),
-		"vmid": pdVMID(false), "errors": pdB(), "source": pdE("archive", "active", "all"), "since": pdImin(0), "until": pdImin(0), "statusfilter": pdS()}, h((*Sim).hTaskList))
+	add("GET", "/nodes/{node}/tasks", schema{"start": pdUint(), "limit": pdUint(), "userfilter": pdS(), "typefilter": pdS(),
+		"vmid": pdVMID(false), "errors": pdB(), "source": pdE("archive", "active", "all"), "since": pdUint(), "until": pdUint(), "statusfilter": pdS()}, h((*Sim).hTaskList))
 	add("GET", "/nodes/{node}/tasks/{upid}/status", nil, h((*Sim).hTaskStatus))
-	add("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": pdImin(0), "limit": pdImin(0), "download": pdB()}, h((*Sim).hTaskLog))
+	add("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": pdUint(), "limit": pdUint(), "download": pdB()}, h((*Sim).hTaskLog))
 	add("GET", "/nodes/{node}/tasks/{upid}", nil, func(rq *request) (any, error) {
 		// upid_index is a plain directory index: it looks at nothing
 		return []map[string]string{{"name": "log"}, {"name": "status"}}, nil
@@ -66,7 +66,7 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", schema{"purge": pdB(), "force": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()},
 			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Allocate")
 		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
-			sc := schema{"skiplock": pdB(), "timeout": pdImin(0), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
+			sc := schema{"skiplock": pdB(), "timeout": pdUint(), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
 			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) }).perm = permAll("/vms/{vmid}", "VM.PowerMgmt")
 		}
 	}

@@ -45,7 +45,7 @@ func lxcCreateSchema() schema {
 		sc[k] = pdB()
 	}
 	for _, k := range []string{"memory", "swap", "cores", "cpuunits", "tty"} {
-		sc[k] = pdImin(0)
+		sc[k] = pdUint()
 	}
 	delete(sc, "lock")
 	return sc
@@ -60,7 +60,7 @@ func qemuCreateSchema() schema {
 		"storage":                pdStorage(),
 		"live-restore":           pdB(),
 		"start":                  pdB(),
-		"bwlimit":                pdImin(0),
+		"bwlimit":                pdUint(),
 		"pool":                   pdS(),
 		"ha-managed":             pdB(),
 		"import-working-storage": pdStorage(),
@@ -74,7 +74,7 @@ func qemuCreateSchema() schema {
 		sc[k] = pdB()
 	}
 	for _, k := range []string{"memory", "cores", "sockets", "cpuunits"} {
-		sc[k] = pdImin(0)
+		sc[k] = pdUint()
 	}
 	delete(sc, "lock")
 	return sc
@@ -199,7 +199,7 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 		running, prot = g.status != "stopped", g.protected()
 	}
 	s.mu.Unlock()
-	if !(sameExists && force) {
+	if !sameExists || !force {
 		if g != nil {
 			return nil, err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
 		}
@@ -212,7 +212,8 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 		}
 	}
 	vmPath := fmt.Sprintf("/vms/%d", vmid)
-	if !s.can(a, vmPath, "VM.Allocate") && !(force && sameExists && s.can(a, vmPath, "VM.Backup")) {
+	mayOverwrite := force && sameExists && s.can(a, vmPath, "VM.Backup")
+	if !s.can(a, vmPath, "VM.Allocate") && !mayOverwrite {
 		return nil, errf(403, "Permission check failed")
 	}
 	src, err := s.checkRestoreVolume(a, n, p.str("ostemplate"), vmid)
@@ -432,7 +433,8 @@ func (s *Sim) hQemuCreate(rq *request) (any, error) {
 	g := s.guests[vmid]
 	exists := g != nil && g.node == n && g.typ == "qemu" // -f on this node's config file
 	s.mu.Unlock()
-	if !s.can(a, vmPath, "VM.Allocate") && !(force && exists && s.can(a, vmPath, "VM.Backup")) {
+	mayOverwrite := force && exists && s.can(a, vmPath, "VM.Backup")
+	if !s.can(a, vmPath, "VM.Allocate") && !mayOverwrite {
 		return nil, errf(403, "Permission check failed")
 	}
 	for _, k := range sortedKeys(p.m) {

@@ -609,7 +609,8 @@ func (s *Sim) hContentPut(rq *request) (any, error) {
 			return nil, err500("only backups support attribute 'protected'")
 		}
 		on := rq.p.boolv("protected", false)
-		if on && !(ok && b.protected) && v.owner > 0 {
+		alreadyProtected := ok && b.protected
+		if on && !alreadyProtected && v.owner > 0 {
 			limit := s.maxProtected(rq.auth, v.st)
 			if limit >= 0 && s.countProtected(v.st, rq.vars["node"], v.owner, v.subtype) >= limit {
 				return nil, err500("The number of protected backups per guest is limited to %d on storage '%s'", limit, v.st.cfg.ID)
