@@ -418,12 +418,13 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	gl.log("INFO", "Starting Backup of VM %d (%s)", vmid, typ)
 	gl.log("INFO", "Backup started at %s", begin.In(s.loc).Format("2006-01-02 15:04:05"))
 
-	// lock the guest
+	// exec_backup_task logs the guest's status before it locks the guest
 	s.mu.Lock()
 	if g2 := s.guests[vmid]; g2 != g {
 		s.mu.Unlock()
 		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
 	}
+	gl.log("INFO", "status = %s", g.status)
 	if l := g.lock(); l != "" {
 		s.mu.Unlock()
 		return fail(fmt.Errorf("%s is locked (%s)", g.kind(), l))
@@ -453,7 +454,6 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 		}
 	}()
 
-	gl.log("INFO", "status = %s", status)
 	mode := job.mode
 	if status != "running" {
 		mode = "stop"
