@@ -288,6 +288,15 @@ func TestRefRestorePermissions(t *testing.T) {
 	if r.status != "403 Permission check failed" {
 		t.Fatalf("new VM without VM.Allocate: %s", r.status)
 	}
+	// ha-managed needs Sys.Console on / (checked before the vmid and the VM rule)
+	r = call(t, s, "POST", "/nodes/pve2/lxc", bk, url.Values{"vmid": {"101"}, "ostemplate": {volCT}, "restore": {"1"}, "storage": {"local-lvm"}, "ha-managed": {"1"}})
+	if r.status != "403 Permission check failed (/, Sys.Console)" {
+		t.Fatalf("lxc ha-managed: %s", r.status)
+	}
+	r = call(t, s, "POST", "/nodes/pve1/qemu", bk, url.Values{"vmid": {"250"}, "archive": {volVM}, "ha-managed": {"1"}})
+	if r.status != "403 Permission check failed (/, Sys.Console)" {
+		t.Fatalf("qemu ha-managed: %s", r.status)
+	}
 	// VM.Backup is enough to restore over the existing guest
 	r = call(t, s, "POST", "/nodes/pve2/lxc", bk, url.Values{"vmid": {"101"}, "ostemplate": {volCT}, "restore": {"1"}, "force": {"1"}, "storage": {"local-lvm"}})
 	if r.code != 200 {
@@ -623,5 +632,37 @@ func TestRefVzdumpDefaultsEndpoint(t *testing.T) {
 	d = call(t, s, "GET", "/nodes/pve1/vzdump/defaults", s.ReadOnlyToken(), nil).data(t).(map[string]any)
 	if _, ok := d["dumpdir"]; ok || d["storage"] != "local" || d["ionice"] != nil || d["prune-backups"] != "keep-all=1" {
 		t.Errorf("auditor: %v", d)
+	}
+}
+
+// start=1 on a restore: qemu-server checks VM.PowerMgmt before forking;
+// pve-container does not (its worker calls vm_start directly).
+func TestRefQemuRestorePowerMgmt(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Users = append(cfg.Users, UserConfig{ID: "alloc@pve", ACL: []ACLEntry{
+		{Path: "/storage", Roles: []string{"PVEDatastoreUser"}},
+		{Path: "/vms", Privs: []string{"VM.Allocate", "VM.Backup", "VM.Audit"}},
+	}, Tokens: []TokenConfig{{ID: "t", Secret: "a"}}})
+	s := startSim(t, func(o *Options) { o.Config = cfg })
+	volVM, _ := backup(t, s, "pve1", 200, nil)
+	volCT, _ := backup(t, s, "pve1", 100, nil)
+	tok := "alloc@pve!t=a"
+	r := call(t, s, "POST", "/nodes/pve1/qemu", tok, url.Values{"vmid": {"250"}, "archive": {volVM}, "start": {"1"}})
+	if r.status != "403 Permission check failed (/vms/250, VM.PowerMgmt)" {
+		t.Fatalf("qemu start=1: %s", r.status)
+	}
+	if _, ok := s.GuestState(250); ok {
+		t.Fatal("VM 250 created")
+	}
+	r = call(t, s, "POST", "/nodes/pve1/lxc", tok, url.Values{"vmid": {"150"}, "ostemplate": {volCT}, "restore": {"1"}, "storage": {"local-lvm"}, "start": {"1"}})
+	if r.code != 200 {
+		t.Fatalf("lxc start=1: %s", r.status)
+	}
+	if st := waitTask(t, s, r.data(t).(string)); st["exitstatus"] != "OK" {
+		t.Fatalf("lxc restore: %v", st)
+	}
+	if g, _ := s.GuestState(150); g.Status != "running" {
+		t.Fatalf("CT 150: %+v", g)
 	}
 }
