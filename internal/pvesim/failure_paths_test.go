@@ -6,12 +6,15 @@ package pvesim
 // disks, files, locks and task logs.
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func logHas(t *testing.T, lines []string, want ...string) {
@@ -664,5 +667,105 @@ func TestRefQemuRestorePowerMgmt(t *testing.T) {
 	}
 	if g, _ := s.GuestState(150); g.Status != "running" {
 		t.Fatalf("CT 150: %+v", g)
+	}
+}
+
+// DELETE of a guest: what destroy_vm checks before forking, per type.
+func TestRefGuestDelete(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	tok := s.APIToken()
+	del := func(path string, q url.Values) *resp { return call(t, s, "DELETE", path, tok, q) }
+	if r := del("/nodes/pve1/lxc/999", nil); r.status != "500 Configuration file 'nodes/pve1/lxc/999.conf' does not exist" {
+		t.Errorf("absent: %s", r.status)
+	}
+	if r := del("/nodes/pve1/lxc/100", nil); r.status != "500 unable to destroy CT 100 - container is running" {
+		t.Errorf("running CT: %s", r.status)
+	}
+	s.SetGuestLock(101, "backup")
+	if r := del("/nodes/pve2/lxc/101", nil); r.status != "500 CT is locked (backup)" {
+		t.Errorf("locked CT: %s", r.status)
+	}
+	s.SetGuestLock(101, "")
+	if err := s.AddGuest(GuestConfig{VMID: 110, Type: "lxc", Node: "pve1", Protection: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := del("/nodes/pve1/lxc/110", nil); r.status != "500 can't remove CT 110 - protection mode enabled" {
+		t.Errorf("protected CT: %s", r.status)
+	}
+	if r := del("/nodes/pve1/qemu/200", url.Values{"force": {"1"}}); r.code != 400 || errsOf(t, r)["force"] == nil {
+		t.Errorf("force on qemu: %s %s", r.status, r.body)
+	}
+	// force stops a running CT in the worker
+	r := del("/nodes/pve1/lxc/100", url.Values{"force": {"1"}})
+	if r.code != 200 {
+		t.Fatalf("force: %s", r.status)
+	}
+	upid := r.data(t).(string)
+	if st := waitTask(t, s, upid); st["exitstatus"] != "OK" {
+		t.Fatalf("force delete: %v", st)
+	}
+	logHas(t, taskLog(t, s, upid), "forced to stop CT 100 before destroying!")
+	if _, ok := s.GuestState(100); ok {
+		t.Fatal("CT 100 still there")
+	}
+	if _, err := os.Stat(s.GuestRootfs(100)); !os.IsNotExist(err) {
+		t.Fatalf("CT 100 volume: %v", err)
+	}
+	// QEMU: running is synchronous, the lock is the worker's
+	waitTask(t, s, startTask(t, s, "POST", "/nodes/pve1/qemu/200/status/start", nil))
+	if r := del("/nodes/pve1/qemu/200", nil); r.status != "500 VM 200 is running - destroy failed" {
+		t.Errorf("running VM: %s", r.status)
+	}
+	waitTask(t, s, startTask(t, s, "POST", "/nodes/pve1/qemu/200/status/stop", nil))
+	s.SetGuestLock(200, "backup")
+	r = del("/nodes/pve1/qemu/200", nil)
+	if r.code != 200 {
+		t.Fatalf("locked VM: %s", r.status)
+	}
+	if st := waitTask(t, s, r.data(t).(string)); st["exitstatus"] != "VM is locked (backup)" {
+		t.Errorf("locked VM: %v", st)
+	}
+	// skiplock is for root@pam itself; its API token is another user
+	r = del("/nodes/pve1/qemu/200", url.Values{"skiplock": {"1"}})
+	if r.code != 400 || errsOf(t, r)["skiplock"] != "Only root may use this option." {
+		t.Fatalf("skiplock with a token: %s %s", r.status, r.body)
+	}
+	ticket, csrf := s.makeTicket("root@pam", time.Now())
+	req, _ := http.NewRequest("DELETE", s.Endpoint()+"api2/json/nodes/pve1/qemu/200?skiplock=1", nil)
+	req.Header.Set("Cookie", "PVEAuthCookie="+url.QueryEscape(ticket))
+	req.Header.Set("CSRFPreventionToken", csrf)
+	res, err := httpClient(t, s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Data string }
+	_ = json.NewDecoder(res.Body).Decode(&body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("skiplock as root@pam: %s", res.Status)
+	}
+	if st := waitTask(t, s, body.Data); st["exitstatus"] != "OK" {
+		t.Errorf("skiplock: %v", st)
+	}
+	if _, err := os.Stat(s.GuestDisk(200)); !os.IsNotExist(err) {
+		t.Errorf("VM 200 disk: %v", err)
+	}
+}
+
+// cluster/nextid: the first free vmid from 100; a given vmid is checked
+// against the whole cluster.
+func TestRefClusterNextID(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	tok := s.APIToken()
+	if d := fmt.Sprint(call(t, s, "GET", "/cluster/nextid", tok, nil).data(t)); d != "102" {
+		t.Errorf("nextid: %s", d)
+	}
+	if r := call(t, s, "GET", "/cluster/nextid?vmid=101", tok, nil); r.code != 400 || errsOf(t, r)["vmid"] != "VM 101 already exists" {
+		t.Errorf("taken (CT on pve2): %s %s", r.status, r.body)
+	}
+	if d := fmt.Sprint(call(t, s, "GET", "/cluster/nextid?vmid=150", tok, nil).data(t)); d != "150" {
+		t.Errorf("free: %s", d)
 	}
 }

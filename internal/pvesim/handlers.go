@@ -63,7 +63,11 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 		})
 		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Audit")
 		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Audit")
-		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", schema{"purge": pdB(), "force": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()},
+		delSchema := schema{"purge": pdB(), "destroy-unreferenced-disks": pdB(), "force": pdB()}
+		if typ == "qemu" {
+			delSchema = schema{"purge": pdB(), "destroy-unreferenced-disks": pdB(), "skiplock": pdB()}
+		}
+		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", delSchema,
 			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Allocate")
 		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
 			sc := schema{"skiplock": pdB(), "timeout": pdUint(), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
@@ -468,9 +472,15 @@ func (s *Sim) hGuestConfig(rq *request, typ string) (any, error) {
 	return out, nil
 }
 
+// hGuestDelete is destroy_vm of pve-container and qemu-server. Both load the
+// config and check protection before forking. LXC also checks the lock and
+// the running state there ("unable to destroy CT N - container is running"
+// unless force, which stops it in the worker); QEMU checks the running state
+// ("VM N is running - destroy failed") and leaves the lock to the worker,
+// where skiplock (root only) skips it.
 func (s *Sim) hGuestDelete(rq *request, typ string) (any, error) {
-	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.Allocate"); err != nil {
-		return nil, err
+	if typ == "qemu" && rq.p.boolv("skiplock", false) && rq.auth.authid != "root@pam" {
+		return nil, paramErr1("skiplock", "Only root may use this option.")
 	}
 	g, err := s.guestFor(rq, typ)
 	if err != nil {
@@ -480,35 +490,55 @@ func (s *Sim) hGuestDelete(rq *request, typ string) (any, error) {
 	running, prot, lock := g.status != "stopped", g.protected(), g.lock()
 	s.mu.Unlock()
 	kind := g.kind()
-	if typ == "lxc" && running {
-		return nil, err500("CT %d is running - destroy failed", g.vmid)
-	}
 	if prot {
 		return nil, err500("can't remove %s %d - protection mode enabled", kind, g.vmid)
+	}
+	force := rq.p.boolv("force", false)
+	if typ == "lxc" {
+		if lock != "" {
+			return nil, err500("CT is locked (%s)", lock)
+		}
+		if running && !force {
+			return nil, err500("unable to destroy CT %d - container is running", g.vmid)
+		}
+	} else if running {
+		return nil, err500("VM %d is running - destroy failed", g.vmid)
 	}
 	ttype := "vzdestroy"
 	if typ == "qemu" {
 		ttype = "qmdestroy"
 	}
+	skip := rq.p.boolv("skiplock", false)
 	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
 	s.runTask(t, func(t *task) error {
-		if lock != "" && !rq.p.boolv("skiplock", false) {
-			return fmt.Errorf("%s is locked (%s)", kind, lock)
-		}
-		s.mu.Lock()
-		if g.status != "stopped" {
-			s.mu.Unlock()
-			return fmt.Errorf("VM %d is running - destroy failed", g.vmid)
-		}
-		s.mu.Unlock()
 		if err := t.sleep(20 * time.Millisecond); err != nil {
 			return err
 		}
+		s.mu.Lock()
+		running, lock := g.status != "stopped", g.lock()
+		if s.guests[g.vmid] != g {
+			s.mu.Unlock()
+			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
+		}
+		if lock != "" && (typ == "lxc" || !skip) {
+			s.mu.Unlock()
+			return fmt.Errorf("%s is locked (%s)", kind, lock)
+		}
+		if running && typ == "qemu" {
+			s.mu.Unlock()
+			return fmt.Errorf("VM %d is running - destroy failed", g.vmid)
+		}
+		if running {
+			g.status = "stopped"
+		}
+		s.mu.Unlock()
+		if running {
+			t.log("forced to stop CT %d before destroying!", g.vmid)
+		}
+		t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
 		if typ == "lxc" {
-			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
 			_ = os.RemoveAll(s.GuestRootfs(g.vmid))
 		} else {
-			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", g.vmid)
 			_ = os.Remove(s.GuestDisk(g.vmid))
 		}
 		s.dropGuest(g)
