@@ -769,3 +769,27 @@ func TestRefClusterNextID(t *testing.T) {
 		t.Errorf("free: %s", d)
 	}
 }
+
+// The target storage's Datastore.AllocateSpace is checked in the qmrestore
+// worker (parse_backup_hints) for anyone but root@pam; the exception shows
+// its code in the task status, and the new VM is left behind, empty.
+func TestRefQemuRestoreTargetStoragePermission(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Users = append(cfg.Users, UserConfig{ID: "narrow@pve", ACL: []ACLEntry{
+		{Path: "/storage/local", Privs: []string{"Datastore.AllocateSpace", "Datastore.Audit"}},
+		{Path: "/vms", Privs: []string{"VM.Allocate", "VM.Backup", "VM.Audit"}},
+	}, Tokens: []TokenConfig{{ID: "t", Secret: "n"}}})
+	s := startSim(t, func(o *Options) { o.Config = cfg })
+	volVM, _ := backup(t, s, "pve1", 200, nil)
+	r := call(t, s, "POST", "/nodes/pve1/qemu", "narrow@pve!t=n", url.Values{"vmid": {"250"}, "archive": {volVM}})
+	if r.code != 200 {
+		t.Fatalf("restore: %s", r.status)
+	}
+	if st := waitTask(t, s, r.data(t).(string)); st["exitstatus"] != "403 Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)" {
+		t.Fatalf("exit: %v", st)
+	}
+	if c := mustConfig(t, s, 250); c != "" {
+		t.Fatalf("VM 250: %q", c)
+	}
+}

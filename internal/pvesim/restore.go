@@ -577,7 +577,7 @@ func (s *Sim) qemuTargetStorage(a *authInfo, bconf *guestConf, storID string) (*
 	}
 	if a.authid != "root@pam" {
 		if err := s.checkAll(a, "/storage/"+id, "Datastore.AllocateSpace"); err != nil {
-			return nil, err
+			return nil, asWorkerError(err)
 		}
 	}
 	return st, nil
@@ -761,4 +761,14 @@ func (s *Sim) finishQemuConfig(g *guest, bconf *guestConf, newVol string, p *par
 	s.mu.Lock()
 	g.conf = nc
 	s.mu.Unlock()
+}
+
+// asWorkerError is a PVE::Exception as a worker's task status shows it: the
+// HTTP code comes first ("403 Permission check failed (...)").
+func asWorkerError(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("%d %s", ae.status, ae.msg)
+	}
+	return err
 }
