@@ -793,3 +793,48 @@ func TestRefQemuRestoreTargetStoragePermission(t *testing.T) {
 		t.Fatalf("VM 250: %q", c)
 	}
 }
+
+// Stopping a restore task (DELETE on the task) in the data phase is a
+// failure like any other: the CT is removed, the VM keeps the temporary
+// config without its disk.
+func TestRefRestoreTaskStopped(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	tok := s.APIToken()
+	volCT, _ := backup(t, s, "pve2", 101, nil)
+	volVM, _ := backup(t, s, "pve1", 200, nil)
+	s.SetThroughput(4 << 10) // a few seconds of data phase each
+	stopWhen := func(upid, line string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if strings.Contains(strings.Join(taskLog(t, s, upid), "\n"), line) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task never logged %q", line)
+			}
+		}
+		if r := call(t, s, "DELETE", "/nodes/"+strings.Split(upid, ":")[1]+"/tasks/"+upid, tok, nil); r.code != 200 {
+			t.Fatalf("stop: %s", r.status)
+		}
+	}
+	upid := startTask(t, s, "POST", "/nodes/pve2/lxc", url.Values{"vmid": {"101"}, "ostemplate": {volCT}, "restore": {"1"}, "force": {"1"}, "storage": {"local-lvm"}})
+	stopWhen(upid, "extracting archive '")
+	if st := waitTask(t, s, upid); st["exitstatus"] != "unable to restore CT 101 - received interrupt" {
+		t.Fatalf("lxc: %v", st)
+	}
+	if _, ok := s.GuestState(101); ok {
+		t.Fatal("CT 101 survived an interrupted overwrite")
+	}
+	upid = startTask(t, s, "POST", "/nodes/pve1/qemu", url.Values{"vmid": {"200"}, "archive": {volVM}, "force": {"1"}})
+	stopWhen(upid, "map 'drive-scsi0'")
+	if st := waitTask(t, s, upid); st["exitstatus"] != "interrupted by signal" {
+		t.Fatalf("qemu: %v", st)
+	}
+	if c := mustConfig(t, s, 200); c != "memory: 128\n" {
+		t.Fatalf("VM 200: %q", c)
+	}
+	if _, err := os.Stat(s.GuestDisk(200)); !os.IsNotExist(err) {
+		t.Fatalf("VM 200 disk: %v", err)
+	}
+}

@@ -243,7 +243,11 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 	t := s.newTask(n, "vzrestore", fmt.Sprint(vmid), a.authid)
 	s.runTask(t, func(t *task) error {
 		err := s.restoreLXC(t, g, src, tst, p, created)
-		if err != nil && !errors.Is(err, errInterrupted) {
+		if errors.Is(err, errInterrupted) {
+			// the worker's SIGTERM handler dies inside create_vm's eval
+			err = errors.New("received interrupt")
+		}
+		if err != nil {
 			err = fmt.Errorf("unable to restore CT %d - %s", vmid, strings.TrimRight(err.Error(), "\n"))
 		}
 		if err == nil && p.boolv("start", false) {
@@ -721,6 +725,10 @@ func (s *Sim) restoreQemuDisk(t *task, g *guest, archive string, hasDisk bool, p
 		var tf *taskFault
 		if errors.As(err, &tf) {
 			return errors.New(tf.msg)
+		}
+		if errors.Is(err, errInterrupted) {
+			// restore_vma_archive's own signal handler during the extraction
+			return errors.New("interrupted by signal")
 		}
 		return err
 	}
