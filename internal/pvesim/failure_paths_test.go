@@ -838,3 +838,30 @@ func TestRefRestoreTaskStopped(t *testing.T) {
 		t.Fatalf("VM 200 disk: %v", err)
 	}
 }
+
+// check_volume_access lets a guest's own backup be restored onto it without
+// any privilege on the archive's storage; another vmid needs
+// Datastore.AllocateSpace there plus VM.Backup on the archive's guest.
+func TestRefRestoreOwnBackup(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Users = append(cfg.Users, UserConfig{ID: "own@pve", ACL: []ACLEntry{
+		{Path: "/storage/local-lvm", Privs: []string{"Datastore.AllocateSpace"}},
+		{Path: "/vms/101", Privs: []string{"VM.Backup", "VM.Audit"}},
+		{Path: "/vms/150", Privs: []string{"VM.Allocate"}},
+	}, Tokens: []TokenConfig{{ID: "t", Secret: "o"}}})
+	s := startSim(t, func(o *Options) { o.Config = cfg })
+	vol, _ := backup(t, s, "pve2", 101, nil)
+	tok := "own@pve!t=o"
+	r := call(t, s, "POST", "/nodes/pve2/lxc", tok, url.Values{"vmid": {"101"}, "ostemplate": {vol}, "restore": {"1"}, "force": {"1"}, "storage": {"local-lvm"}})
+	if r.code != 200 {
+		t.Fatalf("own backup: %s", r.status)
+	}
+	if st := waitTask(t, s, r.data(t).(string)); st["exitstatus"] != "OK" {
+		t.Fatalf("own backup restore: %v", st)
+	}
+	r = call(t, s, "POST", "/nodes/pve2/lxc", tok, url.Values{"vmid": {"150"}, "ostemplate": {vol}, "restore": {"1"}, "storage": {"local-lvm"}})
+	if r.status != "403 Permission check failed (/storage/local, Datastore.AllocateSpace)" {
+		t.Fatalf("into another vmid: %s", r.status)
+	}
+}
