@@ -301,3 +301,45 @@ func TestGoProxmoxFailedLXCRestore(t *testing.T) {
 		}
 	}
 }
+
+// go-proxmox's view of power calls that PVE refuses before forking, and of
+// a task that fails after it.
+func TestGoProxmoxPowerRefusals(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	ctx := context.Background()
+	c := gpxClient(t, s, s.APIToken())
+	ct, err := (&proxmox.Node{}).New(c, "pve2").Container(ctx, 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.Stop(ctx); err == nil || err.Error() != "500 CT 101 not running" {
+		t.Fatalf("stop stopped CT: %v", err)
+	}
+	if _, err := ct.Reboot(ctx); err == nil || err.Error() != "500 VM 101 not running" {
+		t.Fatalf("reboot stopped CT: %v", err)
+	}
+	vm, err := (&proxmox.Node{}).New(c, "pve1").VirtualMachine(ctx, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Reboot(ctx); err == nil || err.Error() != "500 VM 200 not running" {
+		t.Fatalf("reboot stopped VM: %v", err)
+	}
+	s.SetGuestLock(200, "backup")
+	task, err := vm.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = task.Wait(ctx, 20*time.Millisecond, 10*time.Second)
+	if !task.IsFailed || task.ExitStatus != "VM is locked (backup)" {
+		t.Fatalf("start locked VM: %+v", task)
+	}
+	task, err = vm.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Wait(ctx, 20*time.Millisecond, 10*time.Second); err != nil || !task.IsSuccessful {
+		t.Fatalf("stop stopped, locked VM: %+v %v", task, err)
+	}
+}
