@@ -801,9 +801,16 @@ func TestRefRestoreTaskStopped(t *testing.T) {
 	t.Parallel()
 	s := startSim(t)
 	tok := s.APIToken()
+	// 32 KiB of data in each guest: at 8 KiB/s a data phase lasts seconds
+	if err := os.WriteFile(filepath.Join(s.GuestRootfs(101), "pad.bin"), make([]byte, 32<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.GuestDisk(200), make([]byte, 32<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	volCT, _ := backup(t, s, "pve2", 101, nil)
 	volVM, _ := backup(t, s, "pve1", 200, nil)
-	s.SetThroughput(4 << 10) // a few seconds of data phase each
+	s.SetThroughput(8 << 10)
 	stopWhen := func(upid, line string) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
