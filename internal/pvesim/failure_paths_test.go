@@ -872,3 +872,44 @@ func TestRefRestoreOwnBackup(t *testing.T) {
 		t.Fatalf("into another vmid: %s", r.status)
 	}
 }
+
+// A failed PBS restore over an existing VM: the temporary config carried
+// the lock, so removing it works (no "no lock found" line); the old disk is
+// gone all the same.
+func TestRefQemuPBSRestoreFails(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	vol, _ := backup(t, s, "pve1", 200, url.Values{"storage": {"pbs"}})
+	if !strings.HasPrefix(vol, "pbs:backup/vm/200/") {
+		t.Fatalf("volid %q", vol)
+	}
+	s.FailTask("qmrestore", 200, "restore failed: connection reset")
+	upid := startTask(t, s, "POST", "/nodes/pve1/qemu", url.Values{"vmid": {"200"}, "archive": {vol}, "force": {"1"}})
+	if st := waitTask(t, s, upid); st["exitstatus"] != "restore failed: connection reset" {
+		t.Fatalf("exit: %v", st)
+	}
+	lines := taskLog(t, s, upid)
+	if n := len(lines); n < 2 || lines[n-2] != "error before or during data restore, some or all disks were not completely restored. VM 200 state is NOT cleaned up." {
+		t.Fatalf("log: %q", lines)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "no lock found") {
+			t.Fatalf("PBS temp config has the lock: %q", lines)
+		}
+	}
+	if c := mustConfig(t, s, 200); c != "memory: 128\n" {
+		t.Fatalf("config: %q", c)
+	}
+	if _, err := os.Stat(s.GuestDisk(200)); !os.IsNotExist(err) {
+		t.Fatalf("disk: %v", err)
+	}
+	// a CT snapshot is refused before anything changes
+	ct, _ := backup(t, s, "pve1", 100, url.Values{"storage": {"pbs"}})
+	upid = startTask(t, s, "POST", "/nodes/pve1/qemu", url.Values{"vmid": {"260"}, "archive": {ct}})
+	if st := waitTask(t, s, upid); st["exitstatus"] != "got unexpected backup format 'pbs-ct'" {
+		t.Fatalf("pbs-ct: %v", st)
+	}
+	if c := mustConfig(t, s, 260); c != "" {
+		t.Fatalf("VM 260: %q", c)
+	}
+}
