@@ -132,7 +132,8 @@ func (e *RestoreError) Error() string {
 		fmt.Fprintf(&b, "\nthe guest was left %s", describeState(e.GuestState))
 	}
 	if e.SafetyBackupVolID != "" {
-		fmt.Fprintf(&b, "\nthe guest's state from before the restore is in the safety backup %s; restore it from there to recover", e.SafetyBackupVolID)
+		fmt.Fprintf(&b, "\nthe guest's state from before the restore is in the safety backup %s; restore it from there to recover "+
+			"(or apply again: the next run restores again and keeps that safety backup)", e.SafetyBackupVolID)
 	} else {
 		b.WriteString("\nno safety backup was taken")
 	}
@@ -147,6 +148,8 @@ func describeState(s string) string {
 		return "not created (it did not exist before this restore)"
 	case "unknown":
 		return "in an unknown state (its status could not be read)"
+	case "no disks":
+		return "with a temporary config and no disks (PVE does not clean up a failed VM restore; its old disks are gone)"
 	default:
 		return s
 	}

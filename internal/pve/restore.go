@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -15,6 +16,7 @@ const (
 	stateAbsent            = "absent"
 	stateNotCreated        = "not created"
 	stateUnknown           = "unknown"
+	stateNoDisks           = "no disks"
 )
 
 // Restore restores a backup onto a guest (existing or new): check
@@ -54,6 +56,11 @@ func (r *restoreRun) fail(ctx context.Context, step string, err error) (*Restore
 			if g.Lock != "" {
 				state += fmt.Sprintf(" (locked: %s)", g.Lock)
 			}
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			if cfg, cerr := r.c.guestConfig(qctx, r.node, r.opts.VMID, r.guestType); cerr == nil && isRestoreLeftover(r.guestType, cfg) {
+				state = stateNoDisks
+			}
+			cancel()
 		case IsNotFound(gerr) && !r.existed:
 			state = stateNotCreated
 		case IsNotFound(gerr):
@@ -145,6 +152,9 @@ type restorePlan struct {
 	// left the guest down; its volid and the power state from before it
 	resumed       string
 	resumedStatus string
+	// leftover: the guest is what a failed restore leaves (a temporary
+	// config without disks), so there is nothing to back up first
+	leftover bool
 }
 
 // preflight runs every check that can fail without changing the guest:
@@ -215,7 +225,7 @@ func (r *restoreRun) preflight(ctx context.Context, res *RestoreResult) (*restor
 	if err := r.checkTargetStorage(ctx, plan); err != nil {
 		return plan, err
 	}
-	if r.existed && o.SafetyBackup && plan.resumed == "" {
+	if r.existed && o.SafetyBackup && plan.resumed == "" && !plan.leftover {
 		plan.safetyStorage = o.SafetyBackupStorage
 		if plan.safetyStorage == "" {
 			plan.safetyStorage = bn.Storage
@@ -258,6 +268,12 @@ func (r *restoreRun) checkExistingGuest(ctx context.Context, res *RestoreResult,
 	if cfg["protection"] == "1" {
 		return newKindError(kindProtected, nil,
 			"guest %d has protection enabled, so PVE refuses to overwrite it: turn protection off first (pct/qm set %d --protection 0)", o.VMID, o.VMID)
+	}
+	if isRestoreLeftover(r.guestType, cfg) {
+		// what a failed restore leaves: there is no data to keep
+		plan.leftover = true
+		r.say("guest %d has only the temporary config a failed restore leaves (no disks); no safety backup is taken of it", o.VMID)
+		return nil
 	}
 	if r.guestType == GuestTypeLXC && plan.targetStorage == "" {
 		plan.targetStorage = volumeStorage(cfg["rootfs"])
@@ -332,7 +348,7 @@ func (r *restoreRun) takeSafetyBackup(ctx context.Context, res *RestoreResult, p
 			o.VMID, plan.current.Status, plan.resumed, plan.resumedStatus)
 		return nil
 	}
-	if !o.SafetyBackup {
+	if !o.SafetyBackup || plan.leftover {
 		return nil
 	}
 	r.say("taking a safety backup of guest %d to storage %s", o.VMID, plan.safetyStorage)
@@ -579,3 +595,20 @@ func (r *restoreRun) shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// isRestoreLeftover recognises the config a failed QEMU restore leaves behind
+// (qemu-server writes a temporary config and removes only the lock when the
+// restore fails): no disk at all. A container that fails is removed whole.
+func isRestoreLeftover(guestType string, cfg map[string]string) bool {
+	if guestType != GuestTypeQEMU {
+		return false
+	}
+	for k, v := range cfg {
+		if reDiskKey.MatchString(k) && !strings.Contains(v, "media=cdrom") && v != "none" {
+			return false
+		}
+	}
+	return true
+}
+
+var reDiskKey = regexp.MustCompile(`^(scsi|virtio|sata|ide)\d+$|^(efidisk|tpmstate)0$`)

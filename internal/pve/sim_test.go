@@ -610,3 +610,64 @@ func TestSimClusterName(t *testing.T) {
 		t.Fatalf("standalone: %q %v", name, err)
 	}
 }
+
+// TestSimRestoreQEMUFailureLeavesNoDisks: PVE does not clean up a failed VM
+// restore; the VM keeps a temporary config and its old disk is gone. The
+// error says so and names the safety backup; the re-run takes no safety
+// backup of the diskless VM, keeps the first one, restores the data and
+// brings the VM to its power state from before the first attempt.
+func TestSimRestoreQEMUFailureLeavesNoDisks(t *testing.T) {
+	t.Parallel()
+	sim, c := startSim(t)
+	ctx := testCtx(t)
+	disk := sim.GuestDisk(200)
+	before := readFile(t, disk)
+	b := mustBackup(t, c, BackupOptions{VMID: 200, Storage: "nas"}).Backup
+	yes := true
+	if _, err := c.Restore(ctx, RestoreOptions{VMID: 200, Backup: b.VolID, Start: &yes}, nil); err != nil {
+		t.Fatal(err) // the VM runs now
+	}
+	if err := os.WriteFile(disk, bytes.Repeat([]byte{0xCD}, len(before)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := readFile(t, disk)
+	sim.FailTask("qmrestore", 200, "vma: restore failed - short read")
+	opts := RestoreOptions{VMID: 200, Backup: b.VolID, SafetyBackup: true, SafetyBackupStorage: "local", ShutdownTimeout: 5 * time.Second}
+	_, err := c.Restore(ctx, opts, nil)
+	var re *RestoreError
+	if !errors.As(err, &re) || re.Step != "restore" || re.GuestState != stateNoDisks || re.SafetyBackupVolID == "" || re.PreviousStatus != "running" {
+		t.Fatalf("failed restore: %#v", err)
+	}
+	for _, want := range []string{"short read", "with a temporary config and no disks", "safety backup " + re.SafetyBackupVolID} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error lacks %q:\n%v", want, err)
+		}
+	}
+	vzdumps := func() int {
+		n := 0
+		for _, tk := range sim.Tasks() {
+			if tk.Type == "vzdump" {
+				n++
+			}
+		}
+		return n
+	}
+	n := vzdumps()
+	res, err := c.Restore(ctx, opts, nil)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if vzdumps() != n || res.SafetyBackupVolID != re.SafetyBackupVolID || res.PreviousStatus != "running" || res.FinalStatus != "running" {
+		t.Fatalf("re-run %+v (vzdump tasks %d -> %d)", res, n, vzdumps())
+	}
+	if !bytes.Equal(readFile(t, disk), before) {
+		t.Fatal("disk differs from the backup after the re-run")
+	}
+	// the safety backup holds the data from before the first attempt
+	if _, err := c.Restore(ctx, RestoreOptions{VMID: 200, Backup: re.SafetyBackupVolID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, disk), changed) {
+		t.Fatal("the safety backup does not hold the VM's data from before the failed restore")
+	}
+}

@@ -15,7 +15,7 @@ import (
 	proxmox "github.com/luthermonson/go-proxmox"
 )
 
-// UPID is a decoded PVE task id (COM UPID.pm).
+// UPID is a decoded PVE task id (pve-common src/PVE/Tools.pm, upid_decode).
 type UPID struct {
 	Raw       string
 	Node      string

@@ -1,8 +1,10 @@
 // Package pve is the Proxmox VE domain used by the provider: finding a guest's
 // node, running vzdump and waiting for its task, listing, updating and deleting
-// backups, and restoring guests. It speaks to PVE through go-proxmox where that
-// library is right and through its own requests where pve-backup-api.md §8 says
-// it is not. It never imports terraform-plugin-framework types.
+// backups, and restoring guests. Every request goes through Client.do (its own
+// HTTP client: PVE's status lines, tickets and task logs need more than
+// go-proxmox offers); go-proxmox supplies a few JSON types. PVE's behaviour it
+// relies on is described, with sources, in internal/pvesim/REFERENCE.md. It
+// never imports terraform-plugin-framework types.
 package pve
 
 import "time"

@@ -687,6 +687,10 @@ func writeQemuTar(w io.Writer, disk, conf string, progress func(int64) error) (i
 		return 0, err
 	}
 	f, err := os.Open(disk)
+	if os.IsNotExist(err) {
+		// a VM without disks (e.g. left by a failed restore) backs up its config only
+		return 0, tw.Close()
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -758,4 +762,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	k, err := c.w.Write(p)
 	c.n += int64(k)
 	return k, err
+}
+
+// archiveDiskSize is the size of the VM archive's disk image, if it has one.
+func archiveDiskSize(p string) (int64, bool) {
+	rc, err := openArchive(p)
+	if err != nil {
+		return 0, false
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return 0, false
+		}
+		if h.Name == qemuDiskEntry {
+			return h.Size, true
+		}
+	}
 }

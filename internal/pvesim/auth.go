@@ -224,32 +224,32 @@ func (s *Sim) checkAll(a *authInfo, path string, privs ...string) error {
 	return nil
 }
 
-// checkVolumeAccess mirrors PVE::Storage::check_volume_access for backups:
-// Datastore.Allocate, or Datastore.AllocateSpace + VM.Backup on the owner.
-func (s *Sim) volumeAccess(a *authInfo, storageID string, owner int, vtype string) error {
+// volumeAccess is PVE::Storage::check_volume_access without a vmid (as the
+// content GET/PUT, the listing and extractconfig call it): Datastore.Allocate
+// on the storage; or, for ISOs and templates, Datastore.AllocateSpace or
+// Datastore.Audit; for a guest's backup, Datastore.AllocateSpace plus
+// VM.Backup on the guest; for a guest's disk, Datastore.Audit plus
+// VM.Config.Disk. Anything else is "missing privileges to access <volid>".
+func (s *Sim) volumeAccess(a *authInfo, storageID string, owner int, vtype, volid string) error {
 	sp := "/storage/" + storageID
 	if s.can(a, sp, "Datastore.Allocate") {
 		return nil
 	}
-	switch vtype {
-	case "backup":
-		if owner > 0 {
-			if err := s.checkAll(a, sp, "Datastore.AllocateSpace"); err != nil {
-				return err
-			}
-			return s.checkAll(a, fmt.Sprintf("/vms/%d", owner), "VM.Backup")
-		}
-	case "iso", "vztmpl":
+	switch {
+	case vtype == "iso" || vtype == "vztmpl" || vtype == "import":
 		return s.checkAny(a, sp, "Datastore.AllocateSpace", "Datastore.Audit")
-	case "images", "rootdir":
-		if owner > 0 {
-			if err := s.checkAll(a, sp, "Datastore.AllocateSpace"); err != nil {
-				return err
-			}
-			return s.checkAll(a, fmt.Sprintf("/vms/%d", owner), "VM.Config.Disk")
+	case vtype == "backup" && owner > 0:
+		if err := s.checkAll(a, sp, "Datastore.AllocateSpace"); err != nil {
+			return err
 		}
+		return s.checkAll(a, fmt.Sprintf("/vms/%d", owner), "VM.Backup")
+	case (vtype == "images" || vtype == "rootdir") && owner > 0:
+		if err := s.checkAll(a, sp, "Datastore.Audit"); err != nil {
+			return err
+		}
+		return s.checkAll(a, fmt.Sprintf("/vms/%d", owner), "VM.Config.Disk")
 	}
-	return permErr(sp, "Datastore.Allocate")
+	return err500("missing privileges to access %s", volid)
 }
 
 // --- /access/ticket --------------------------------------------------------

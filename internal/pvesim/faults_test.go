@@ -109,7 +109,7 @@ func TestControlAPIFaults(t *testing.T) {
 	if st := waitTask(t, s, upid); st["exitstatus"] != "job errors" {
 		t.Fatalf("lock: %v", st)
 	}
-	if l := strings.Join(taskLog(t, s, upid), "\n"); !strings.Contains(l, "ERROR: Backup of VM 100 failed - CT is locked (snapshot)") {
+	if l := strings.Join(taskLog(t, s, upid), "\n"); !strings.Contains(l, "INFO: status = running\nERROR: Backup of VM 100 failed - CT is locked (snapshot)\nINFO: Failed at ") {
 		t.Fatalf("lock log: %s", l)
 	}
 	r := call(t, s, "GET", "/nodes/pve1/lxc/100/status/current", tok, nil)

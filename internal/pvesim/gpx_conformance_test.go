@@ -2,6 +2,7 @@ package pvesim
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -183,5 +184,162 @@ func TestGoProxmoxWrongNodeOK(t *testing.T) {
 	_, err = (&proxmox.Node{}).New(ro, "pve1").Vzdump(context.Background(), &proxmox.VirtualMachineBackupOptions{VMID: 100, Storage: "local"})
 	if !proxmox.IsNotAuthorized(err) {
 		t.Fatalf("ro vzdump: %v", err)
+	}
+}
+
+// go-proxmox's view of a failed QEMU restore: the POST succeeds, the task
+// fails with PVE's unprefixed error, and the VM is still there afterwards
+// with the temporary config and no disk.
+func TestGoProxmoxFailedQemuRestore(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	ctx := context.Background()
+	c := gpxClient(t, s, s.APIToken())
+	node := (&proxmox.Node{}).New(c, "pve1")
+	bt, err := node.Vzdump(ctx, &proxmox.VirtualMachineBackupOptions{VMID: 200, Storage: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.Wait(ctx, 20*time.Millisecond, 20*time.Second); err != nil || !bt.IsSuccessful {
+		t.Fatalf("backup: %+v %v", bt, err)
+	}
+	st, err := node.Storage(ctx, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := st.GetContent(ctx)
+	if err != nil || len(content) != 1 {
+		t.Fatalf("content: %v %v", content, err)
+	}
+	volid := content[0].Volid
+	// a missing archive is an HTTP error, and no VM appears
+	_, err = node.NewVirtualMachine(ctx, 250, proxmox.VirtualMachineOption{Name: "archive", Value: "local:backup/vzdump-qemu-200-2020_01_01-00_00_00.vma"})
+	if err == nil || err.Error() != "500 can't find file 'local:backup/vzdump-qemu-200-2020_01_01-00_00_00.vma'" {
+		t.Fatalf("missing archive: %v", err)
+	}
+	if _, err := node.VirtualMachine(ctx, 250); err == nil {
+		t.Fatal("VM 250 exists")
+	}
+	s.FailTask("qmrestore", 200, "vma_queue_write: write error - No space left on device")
+	task, err := node.NewVirtualMachine(ctx, 200, proxmox.VirtualMachineOption{Name: "archive", Value: volid}, proxmox.VirtualMachineOption{Name: "force", Value: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = task.Wait(ctx, 20*time.Millisecond, 20*time.Second)
+	if !task.IsFailed || task.ExitStatus != "vma_queue_write: write error - No space left on device" {
+		t.Fatalf("restore task: %+v", task)
+	}
+	lg, err := task.Log(ctx, 0, 0)
+	if err != nil || len(lg) < 3 || lg[len(lg)-2] != "error before or during data restore, some or all disks were not completely restored. VM 200 state is NOT cleaned up." {
+		t.Fatalf("log: %v %v", lg, err)
+	}
+	vm, err := node.VirtualMachine(ctx, 200)
+	if err != nil {
+		t.Fatalf("VM 200 after the failed restore: %v", err)
+	}
+	if vm.Status != "stopped" || len(vm.VirtualMachineConfig.MergeDisks()) != 0 || fmt.Sprint(vm.VirtualMachineConfig.Memory) != "128" || vm.Lock != "" {
+		t.Fatalf("VM 200: status %s disks %v memory %v lock %q", vm.Status, vm.VirtualMachineConfig.MergeDisks(), vm.VirtualMachineConfig.Memory, vm.Lock)
+	}
+	// a restore into a new vmid that fails before the data leaves an empty VM
+	task, err = node.NewVirtualMachine(ctx, 300, proxmox.VirtualMachineOption{Name: "archive", Value: volid}, proxmox.VirtualMachineOption{Name: "storage", Value: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = task.Wait(ctx, 20*time.Millisecond, 20*time.Second)
+	if !task.IsFailed || task.ExitStatus != "Content type 'images' is not available on storage 'local'" {
+		t.Fatalf("new vmid: %+v", task)
+	}
+	if vm, err := node.VirtualMachine(ctx, 300); err != nil || len(vm.VirtualMachineConfig.MergeDisks()) != 0 || vm.Name != "VM 300" {
+		t.Fatalf("VM 300: %+v %v", vm, err)
+	}
+}
+
+// go-proxmox's view of a failed LXC force restore: the container is gone.
+func TestGoProxmoxFailedLXCRestore(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	ctx := context.Background()
+	c := gpxClient(t, s, s.APIToken())
+	node := (&proxmox.Node{}).New(c, "pve2")
+	bt, err := node.Vzdump(ctx, &proxmox.VirtualMachineBackupOptions{VMID: 101, Storage: "nas"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.Wait(ctx, 20*time.Millisecond, 20*time.Second); err != nil || !bt.IsSuccessful {
+		t.Fatalf("backup: %+v %v", bt, err)
+	}
+	st, _ := node.Storage(ctx, "nas")
+	content, err := st.GetContent(ctx)
+	if err != nil || len(content) != 1 {
+		t.Fatalf("content: %v %v", content, err)
+	}
+	s.FailTask("vzrestore", 101, "tar: Unexpected EOF in archive")
+	task, err := node.NewContainer(ctx, 101, proxmox.ContainerOption{Name: "ostemplate", Value: content[0].Volid}, proxmox.ContainerOption{Name: "restore", Value: 1},
+		proxmox.ContainerOption{Name: "force", Value: 1}, proxmox.ContainerOption{Name: "storage", Value: "local-lvm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = task.Wait(ctx, 20*time.Millisecond, 20*time.Second)
+	if !task.IsFailed || task.ExitStatus != "unable to restore CT 101 - tar: Unexpected EOF in archive" {
+		t.Fatalf("restore task: %+v", task)
+	}
+	_, err = node.Container(ctx, 101)
+	if err == nil || err.Error() != "500 Configuration file 'nodes/pve2/lxc/101.conf' does not exist" {
+		t.Fatalf("CT 101 after the failed restore: %v", err)
+	}
+	cl, err := c.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := cl.Resources(ctx, "vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.VMID == 101 {
+			t.Fatalf("CT 101 still listed: %+v", r)
+		}
+	}
+}
+
+// go-proxmox's view of power calls that PVE refuses before forking, and of
+// a task that fails after it.
+func TestGoProxmoxPowerRefusals(t *testing.T) {
+	t.Parallel()
+	s := startSim(t)
+	ctx := context.Background()
+	c := gpxClient(t, s, s.APIToken())
+	ct, err := (&proxmox.Node{}).New(c, "pve2").Container(ctx, 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.Stop(ctx); err == nil || err.Error() != "500 CT 101 not running" {
+		t.Fatalf("stop stopped CT: %v", err)
+	}
+	if _, err := ct.Reboot(ctx); err == nil || err.Error() != "500 VM 101 not running" {
+		t.Fatalf("reboot stopped CT: %v", err)
+	}
+	vm, err := (&proxmox.Node{}).New(c, "pve1").VirtualMachine(ctx, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Reboot(ctx); err == nil || err.Error() != "500 VM 200 not running" {
+		t.Fatalf("reboot stopped VM: %v", err)
+	}
+	s.SetGuestLock(200, "backup")
+	task, err := vm.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = task.Wait(ctx, 20*time.Millisecond, 10*time.Second)
+	if !task.IsFailed || task.ExitStatus != "VM is locked (backup)" {
+		t.Fatalf("start locked VM: %+v", task)
+	}
+	task, err = vm.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Wait(ctx, 20*time.Millisecond, 10*time.Second); err != nil || !task.IsSuccessful {
+		t.Fatalf("stop stopped, locked VM: %+v %v", task, err)
 	}
 }

@@ -22,10 +22,8 @@ func guestDeleteSchema(typ string) schema {
 // hGuestDelete is DELETE /nodes/{node}/{lxc|qemu}/{vmid}
 // (REFERENCE-retention.md §5): early checks answer at once, the rest is a
 // vzdestroy / qmdestroy worker that removes the disks and then the config.
+// VM.Allocate on /vms/{vmid} is the route's permission, checked first.
 func (s *Sim) hGuestDelete(rq *request, typ string) (any, error) {
-	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.Allocate"); err != nil {
-		return nil, err
-	}
 	skiplock := rq.p.boolv("skiplock", false)
 	if skiplock && rq.auth.authid != "root@pam" {
 		return nil, paramErr1("skiplock", "Only root may use this option.")

@@ -3,6 +3,7 @@ package pvesim
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,32 +20,30 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	add("POST", "/access/ticket", schema{
 		"username": pdS().required(), "password": pdS().required(), "realm": pdS(), "otp": pdS(),
 		"path": pdS(), "privs": pdS(), "tfa-challenge": pdS(), "new-format": pdB(),
-	}, h((*Sim).hTicketPost)).noAuth = true
-	add("GET", "/access/ticket", nil, func(*request) (any, error) { return nil, nil }).noAuth = true
+	}, h((*Sim).hTicketPost))
+	add("GET", "/access/ticket", nil, func(*request) (any, error) { return nil, nil })
 	add("GET", "/access/permissions", schema{"userid": pdS(), "path": pdS()}, h((*Sim).hPermissions))
 	add("GET", "/cluster/resources", schema{"type": pdE("vm", "storage", "node", "sdn")}, h((*Sim).hClusterResources))
 	add("GET", "/cluster/status", nil, h((*Sim).hClusterStatus))
 	add("GET", "/cluster/nextid", schema{"vmid": pdVMID(false)}, h((*Sim).hNextID))
 	add("GET", "/nodes", nil, h((*Sim).hNodes))
-	add("GET", "/nodes/{node}/status", nil, h((*Sim).hNodeStatus))
+	add("GET", "/nodes/{node}/status", nil, h((*Sim).hNodeStatus)).perm = permAll("/nodes/{node}", "Sys.Audit")
 	add("GET", "/nodes/{node}/version", nil, h((*Sim).hVersion))
 	add("GET", "/nodes/{node}/storage", schema{"content": pdS(), "enabled": pdB(), "storage": pdStorage(), "target": pdS(), "format": pdB()}, h((*Sim).hStorageIndex))
-	add("GET", "/nodes/{node}/storage/{storage}/status", nil, h((*Sim).hStorageStatus))
-	add("GET", "/nodes/{node}/storage/{storage}/content", schema{"content": pdE(contentEnum...), "vmid": pdVMID(false)}, h((*Sim).hContentList))
+	add("GET", "/nodes/{node}/storage/{storage}/status", nil, h((*Sim).hStorageStatus)).perm = permAny("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace")
+	add("GET", "/nodes/{node}/storage/{storage}/content", schema{"content": pdE(contentEnum...), "vmid": pdVMID(false)}, h((*Sim).hContentList)).perm = permAny("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace")
 	add("GET", "/nodes/{node}/storage/{storage}/content/{volume}", nil, h((*Sim).hContentGet))
 	add("PUT", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"notes": pdS(), "protected": pdB()}, h((*Sim).hContentPut))
 	add("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", schema{"delay": pdI(1, 30)}, h((*Sim).hContentDelete))
 	add("POST", "/nodes/{node}/vzdump", vzdumpSchema(), h((*Sim).hVzdump))
 	add("GET", "/nodes/{node}/vzdump/extractconfig", schema{"volume": pdS().required()}, h((*Sim).hExtractConfig))
 	add("GET", "/nodes/{node}/vzdump/defaults", schema{"storage": pdStorage()}, h((*Sim).hVzdumpDefaults))
-	add("GET", "/nodes/{node}/tasks", schema{"start": pdImin(0), "limit": pdImin(0), "userfilter": pdS(), "typefilter": pdS(),
-		"vmid": pdVMID(false), "errors": pdB(), "source": pdE("archive", "active", "all"), "since": pdImin(0), "until": pdImin(0), "statusfilter": pdS()}, h((*Sim).hTaskList))
+	add("GET", "/nodes/{node}/tasks", schema{"start": pdUint(), "limit": pdUint(), "userfilter": pdS(), "typefilter": pdS(),
+		"vmid": pdVMID(false), "errors": pdB(), "source": pdE("archive", "active", "all"), "since": pdUint(), "until": pdUint(), "statusfilter": pdS()}, h((*Sim).hTaskList))
 	add("GET", "/nodes/{node}/tasks/{upid}/status", nil, h((*Sim).hTaskStatus))
-	add("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": pdImin(0), "limit": pdImin(0), "download": pdB()}, h((*Sim).hTaskLog))
+	add("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": pdUint(), "limit": pdUint(), "download": pdB()}, h((*Sim).hTaskLog))
 	add("GET", "/nodes/{node}/tasks/{upid}", nil, func(rq *request) (any, error) {
-		if _, err := rq.s.taskFromRequest(rq); err != nil {
-			return nil, err
-		}
+		// upid_index is a plain directory index: it looks at nothing
 		return []map[string]string{{"name": "log"}, {"name": "status"}}, nil
 	})
 	add("DELETE", "/nodes/{node}/tasks/{upid}", nil, h((*Sim).hTaskStop))
@@ -62,13 +61,13 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 			}
 			return []map[string]string{{"subdir": "current"}, {"subdir": "start"}, {"subdir": "stop"}, {"subdir": "shutdown"}}, nil
 		})
-		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) })
-		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) })
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/status/current", nil, func(rq *request) (any, error) { return rq.s.hGuestCurrent(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Audit")
+		add("GET", "/nodes/{node}/"+typ+"/{vmid}/config", schema{"current": pdB(), "snapshot": pdS()}, func(rq *request) (any, error) { return rq.s.hGuestConfig(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Audit")
 		add("DELETE", "/nodes/{node}/"+typ+"/{vmid}", guestDeleteSchema(typ),
-			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) })
+			func(rq *request) (any, error) { return rq.s.hGuestDelete(rq, typ) }).perm = permAll("/vms/{vmid}", "VM.Allocate")
 		for _, action := range []string{"start", "stop", "shutdown", "suspend", "resume", "reboot"} {
-			sc := schema{"skiplock": pdB(), "timeout": pdImin(0), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
-			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) })
+			sc := schema{"skiplock": pdB(), "timeout": pdUint(), "forceStop": pdB(), "overrule-shutdown": pdB(), "debug": pdB(), "keepActive": pdB(), "machine": pdS(), "migratedfrom": pdS(), "todisk": pdB()}
+			add("POST", "/nodes/{node}/"+typ+"/{vmid}/status/"+action, sc, func(rq *request) (any, error) { return rq.s.hGuestPower(rq, typ, action) }).perm = permAll("/vms/{vmid}", "VM.PowerMgmt")
 		}
 	}
 	add("POST", "/nodes/{node}/lxc", lxcCreateSchema(), h((*Sim).hLXCCreate))
@@ -76,6 +75,23 @@ func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *rou
 	registerJobRoutes(add)
 	add("GET", "/nodes/{node}/storage/{storage}/prunebackups", pruneSchema(), h((*Sim).hPruneDryRun))
 	add("DELETE", "/nodes/{node}/storage/{storage}/prunebackups", pruneSchema(), h((*Sim).hPruneDelete))
+}
+
+// permAll and permAny are declarative checks on a path template whose
+// {vars} are filled from the URI as given (before the schema checks them).
+func permAll(tmpl string, privs ...string) func(*request) error {
+	return func(rq *request) error { return rq.s.checkAll(rq.auth, fillPath(tmpl, rq.vars), privs...) }
+}
+
+func permAny(tmpl string, privs ...string) func(*request) error {
+	return func(rq *request) error { return rq.s.checkAny(rq.auth, fillPath(tmpl, rq.vars), privs...) }
+}
+
+func fillPath(tmpl string, vars map[string]string) string {
+	for k, v := range vars {
+		tmpl = strings.ReplaceAll(tmpl, "{"+k+"}", v)
+	}
+	return tmpl
 }
 
 func (s *Sim) version() string {
@@ -185,16 +201,41 @@ func (s *Sim) hNodeStatus(rq *request) (any, error) {
 	}, nil
 }
 
+// hVzdumpDefaults is vzdump's "defaults" method without an /etc/vzdump.conf:
+// the schema defaults, the storage (default 'local') checked with
+// storage_info (so a storage without backup content is an error here), its
+// prune-backups and, for callers with Sys.Audit on the node, its dump dir.
 func (s *Sim) hVzdumpDefaults(rq *request) (any, error) {
-	st := rq.p.str("storage")
-	if st == "" {
-		st = "local"
+	id := rq.p.str("storage")
+	if id == "" {
+		id = "local"
 	}
-	if err := s.checkAny(rq.auth, "/storage/"+st, "Datastore.Audit", "Datastore.AllocateSpace"); err != nil {
+	if err := s.checkAny(rq.auth, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace"); err != nil {
 		return nil, err
 	}
-	return map[string]any{"storage": st, "mode": "snapshot", "compress": "0", "ionice": 7, "lockwait": 180, "stopwait": 10,
-		"stdexcludes": 1, "prune-backups": "keep-all=1", "remove": 1, "zstd": 1, "pigz": 0, "notification-mode": "auto"}, nil
+	s.mu.Lock()
+	st := s.storages[id]
+	s.mu.Unlock()
+	if st == nil {
+		return nil, err500("storage '%s' does not exist", id)
+	}
+	if !st.content["backup"] {
+		return nil, err500("can't use storage '%s' for backups - wrong content type", id)
+	}
+	res := map[string]any{"storage": id, "mode": "snapshot", "compress": "0", "ionice": 7, "lockwait": 180, "stopwait": 10,
+		"stdexcludes": 1, "prune-backups": "keep-all=1", "remove": 1, "zstd": 1, "pigz": 0, "notification-mode": "auto",
+		"mailnotification": "always", "all": 0, "quiet": 0, "stop": 0, "bwlimit": 0}
+	if st.cfg.PruneBackups != "" {
+		res["prune-backups"] = st.cfg.PruneBackups
+	}
+	if s.can(rq.auth, "/nodes/"+rq.vars["node"], "Sys.Audit") {
+		if st.cfg.Type != "pbs" {
+			res["dumpdir"] = filepath.Join(s.storagePath(st, rq.vars["node"]), "dump")
+		}
+	} else {
+		delete(res, "ionice")
+	}
+	return res, nil
 }
 
 // guestEntry builds the status fields shared by lists and cluster resources (lock held).
@@ -437,29 +478,74 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 	if rq.p.has("skiplock") && rq.auth.authid != "root@pam" {
 		return nil, paramErr1("skiplock", "Only root may use this option.")
 	}
-	g, err := s.guestFor(rq, typ)
-	if err != nil {
-		return nil, err
-	}
+	// The power endpoints do not load the config before forking: only the
+	// "running" checks below are synchronous, so a guest that is not on this
+	// node mostly shows up as a failed task (see REFERENCE.md).
+	vmid := int(rq.p.intv("vmid", 0))
+	n := rq.vars["node"]
 	s.mu.Lock()
-	status := g.status
+	g := s.guests[vmid]
+	if g != nil && (g.node != n || g.typ != typ) {
+		g = nil
+	}
+	status := "stopped"
+	if g != nil {
+		status = g.status
+	}
 	s.mu.Unlock()
-	kind := g.kind()
+	running := status != "stopped"
 	if typ == "lxc" {
 		switch action {
-		case "start":
-			if status == "running" {
-				return nil, err500("CT %d already running", g.vmid)
+		case "start", "resume":
+			if running {
+				return nil, err500("CT %d already running", vmid)
 			}
-		case "stop", "shutdown", "suspend", "reboot":
-			if status != "running" {
-				return nil, err500("CT %d not running", g.vmid)
+		case "stop", "shutdown", "suspend":
+			if !running {
+				return nil, err500("CT %d not running", vmid)
 			}
-		case "resume":
+		case "reboot":
+			if !running {
+				return nil, err500("VM %d not running", vmid) // sic: pve-container's vm_reboot says "VM"
+			}
 		}
-	} else if action == "shutdown" && status == "paused" {
-		return nil, err500("VM is paused - cannot shutdown")
+	} else {
+		switch action {
+		case "reboot", "suspend", "resume":
+			// check_running asserts the config exists on this node first
+			if g == nil {
+				return nil, err500("unable to find configuration file for VM %d on node '%s'", vmid, n)
+			}
+			if !running {
+				return nil, err500("VM %d not running", vmid)
+			}
+		case "shutdown":
+			if status == "paused" && !rq.p.boolv("forceStop", false) {
+				return nil, err500("VM is paused - cannot shutdown")
+			}
+		}
 	}
+	if g == nil {
+		ttype := map[string]string{"lxc": "vz", "qemu": "qm"}[typ] + action
+		t := s.newTask(n, ttype, strconv.Itoa(vmid), rq.auth.authid)
+		s.runTask(t, func(t *task) error {
+			if err := t.sleep(20 * time.Millisecond); err != nil {
+				return err
+			}
+			switch {
+			case typ == "lxc" && action == "resume":
+				return fmt.Errorf("command 'lxc-checkpoint -n %d -r --foreground -D /var/lib/vz/dump' failed: exit code 1", vmid)
+			case typ == "lxc":
+				return fmt.Errorf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
+			case action == "start":
+				return fmt.Errorf("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
+			default:
+				return fmt.Errorf("unable to find configuration file for VM %d on node '%s'", vmid, n)
+			}
+		})
+		return t.upid, nil
+	}
+	kind := g.kind()
 	prefix := map[string]string{"lxc": "vz", "qemu": "qm"}[typ]
 	ttype := prefix + action
 	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
@@ -482,6 +568,16 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		l := g.lock()
 		if s.guests[g.vmid] != g {
 			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
+		}
+		if typ == "qemu" {
+			switch {
+			case (action == "stop" || action == "shutdown") && g.status == "stopped":
+				return nil // _do_vm_stop: nothing to do, checked before the lock
+			case action == "resume" && g.status == "running":
+				return nil // vm_resume: "job done", checked before the lock
+			case action == "resume" && l == "backup":
+				l = ""
+			}
 		}
 		if l != "" && !skip && (l != "mounted" || typ != "lxc") {
 			// vm_start: a running VM with a backup lock is resumed in the
@@ -515,8 +611,6 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		case "resume":
 			if g.status == "paused" {
 				g.status = "running"
-			} else if typ == "qemu" {
-				return errors.New("VM is not paused")
 			}
 		}
 		return nil

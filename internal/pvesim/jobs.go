@@ -605,7 +605,7 @@ func verifyJobParams(opts map[string]string, checkMissing bool) *apiError {
 		}
 	}
 	if t, ok := opts["notes-template"]; ok && t != "" {
-		if _, err := expandNotes(t, map[string]string{"cluster": "", "guestname": "", "node": "", "vmid": ""}); err != nil {
+		if err := verifyNotesTemplate(t); err != nil {
 			return paramErr1("notes-template", err.Error())
 		}
 	}

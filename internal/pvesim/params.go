@@ -26,7 +26,7 @@ func i64(v int64) *int64 { return &v }
 func pdS() pd               { return pd{t: "string"} }
 func pdB() pd               { return pd{t: "boolean"} }
 func pdI(lo, hi int64) pd   { return pd{t: "integer", min: i64(lo), max: i64(hi)} }
-func pdImin(lo int64) pd    { return pd{t: "integer", min: i64(lo)} }
+func pdUint() pd            { return pd{t: "integer", min: i64(0)} } // integer, minimum 0
 func pdE(vals ...string) pd { return pd{t: "string", enum: vals} }
 func pdVMID(req bool) pd {
 	return pd{t: "integer", req: req, format: "pve-vmid", min: i64(100), max: i64(999999999)}

@@ -1,8 +1,9 @@
 package pvesim
 
-// Conformance tests against /work/shared/pve-backup-api.md (the reference).
-// Each test names the section it checks. They use raw HTTP so that the exact
-// wire shape (status line, body, field presence) is asserted.
+// Conformance tests for the behaviours listed in REFERENCE.md (this
+// directory); each test names the REFERENCE.md rows it pins. They use raw
+// HTTP so that the exact wire shape (status line, body, field presence) is
+// asserted.
 
 import (
 	"fmt"
@@ -43,7 +44,7 @@ func errsOf(t *testing.T, r *resp) map[string]any {
 	return e
 }
 
-// §1.1 / §1.2: parameter verification.
+// REFERENCE.md 2.1–2.3: parameter verification.
 func TestRefVzdumpParamErrors(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, func(o *Options) { o.Config = refConfig() })
@@ -60,7 +61,7 @@ func TestRefVzdumpParamErrors(t *testing.T) {
 		{url.Values{"vmid": {"100"}, "frobnicate": {"1"}}, "frobnicate", "property is not defined in schema and the schema does not allow additional properties"},
 		{url.Values{"vmid": {"100"}, "compress": {"xz"}}, "compress", "value 'xz' does not have a value in the enumeration '0, 1, gzip, lzo, zstd'"},
 		// verify_vzdump_parameters checks the template before the missing vmid
-		{url.Values{"storage": {"local"}, "notes-template": {"{{foo}}"}}, "notes-template", "found unknown: variable 'foo' at char 0"},
+		{url.Values{"storage": {"local"}, "notes-template": {"{{foo}}"}}, "notes-template", "found unknown: variable 'foo' at char 4"},
 	} {
 		r := call(t, s, "POST", "/nodes/pve1/vzdump", tok, c.body)
 		if r.status != "400 Parameter verification failed." || errsOf(t, r)[c.key] != c.msg {
@@ -81,7 +82,7 @@ func TestRefVzdumpParamErrors(t *testing.T) {
 	if errsOf(t, r)["dumpdir"] != "Only root may set this option." {
 		t.Errorf("dumpdir: %s", r.body)
 	}
-	// Sys.Modify params (§7)
+	// Sys.Modify params (REFERENCE.md 2.2)
 	r = call(t, s, "POST", "/nodes/pve1/vzdump", "backup@pve!b=sec", url.Values{"vmid": {"100"}, "storage": {"local"}, "bwlimit": {"100"}})
 	if r.status != "403 Permission check failed (/, Sys.Modify)" {
 		t.Errorf("bwlimit: %s", r.status)
@@ -92,7 +93,7 @@ func TestRefVzdumpParamErrors(t *testing.T) {
 	}
 }
 
-// §1.2 step 4 / 6: "OK" only when no local guest is selected and all is not set.
+// REFERENCE.md 2.6: "OK" only when no local guest is selected and all is not set.
 func TestRefVzdumpOKAndAll(t *testing.T) {
 	t.Parallel()
 	s := startSim(t)
@@ -138,7 +139,7 @@ func indexOf(l []string, s string) int {
 	return -1
 }
 
-// §1.1 compress default, §3.3 extensions, notes-template expansion.
+// REFERENCE.md 2.1, 2.5, 3.7: compress default, extensions, notes-template expansion.
 func TestRefVzdumpDefaultsAndNotes(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
@@ -159,7 +160,7 @@ func TestRefVzdumpDefaultsAndNotes(t *testing.T) {
 	}
 }
 
-// §1.1 remove / prune-backups: pruning only with a finite retention; with
+// REFERENCE.md 2.13–2.14: pruning only with a finite retention; with
 // remove=0 the max backup limit is enforced (per guest, protected ones not counted).
 func TestRefVzdumpRemoveAndLimit(t *testing.T) {
 	t.Parallel()
@@ -198,7 +199,7 @@ func latestTask(t *testing.T, s *Sim, node string) string {
 	return r.data(t).([]any)[0].(map[string]any)["upid"].(string)
 }
 
-// §7 / §3.7: protected limit of 5 per guest without Datastore.Allocate.
+// REFERENCE.md 2.13, 3.5: protected limit of 5 per guest without Datastore.Allocate.
 func TestRefProtectedLimit(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, func(o *Options) { o.Config = refConfig() })
@@ -230,13 +231,16 @@ func TestRefProtectedLimit(t *testing.T) {
 	}
 }
 
-// §2.2–2.4: task list, log edge cases, stop of a finished task.
+// REFERENCE.md 4.3, 4.4, 4.6: task list, log edge cases, stop of a finished task.
 func TestRefTaskEdges(t *testing.T) {
 	t.Parallel()
-	s := startSim(t)
+	// A running task that has logged nothing yet: an LXC restore worker
+	// waits TaskOverhead before its first line (and then fails: the archive
+	// is missing, which only the worker notices).
+	s := startSim(t, func(o *Options) { o.TaskOverhead = 1500 * time.Millisecond })
 	tok := s.APIToken()
-	// a power task logs nothing during its first ~50 ms: empty log
-	upid := startTask(t, s, "POST", "/nodes/pve1/qemu/200/status/start", nil)
+	missing := "local:backup/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst"
+	upid := startTask(t, s, "POST", "/nodes/pve1/lxc", url.Values{"vmid": {"150"}, "ostemplate": {missing}, "restore": {"1"}, "storage": {"local-lvm"}})
 	r := call(t, s, "GET", "/nodes/pve1/tasks/"+upid+"/log", tok, nil)
 	if string(r.body) != `{"data":[{"n":1,"t":"no content"}],"total":1}` {
 		t.Fatalf("empty log: %s", r.body)
@@ -246,12 +250,12 @@ func TestRefTaskEdges(t *testing.T) {
 	if len(items) != 1 {
 		t.Fatalf("active: %s", r.body)
 	}
-	if it := items[0].(map[string]any); it["status"] != "RUNNING" || it["endtime"] != nil {
+	if it := items[0].(map[string]any); it["status"] != "RUNNING" || it["endtime"] != nil || it["upid"] != upid {
 		t.Fatalf("running item: %v", it)
 	}
 	waitTask(t, s, upid)
-	r = call(t, s, "GET", "/nodes/pve1/tasks?typefilter=qmstart", tok, nil)
-	if it := r.data(t).([]any)[0].(map[string]any); it["status"] != "OK" || it["endtime"] == nil {
+	r = call(t, s, "GET", "/nodes/pve1/tasks?typefilter=vzrestore", tok, nil)
+	if it := r.data(t).([]any)[0].(map[string]any); it["status"] != "unable to restore CT 150 - can't find file '"+missing+"'" || it["endtime"] == nil {
 		t.Fatalf("finished item: %v", it)
 	}
 	// stopping a finished task is a no-op
@@ -277,7 +281,7 @@ func TestRefTaskEdges(t *testing.T) {
 	}
 }
 
-// §3.1 / §3.5 / §3.6 / §3.7: listing edge cases, storage errors, PUT on non-backups.
+// REFERENCE.md 3.1–3.7: listing edge cases, storage errors, PUT on non-backups.
 func TestRefStorageContentEdges(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, func(o *Options) { o.Config = refConfig() })
@@ -350,7 +354,7 @@ func TestRefStorageContentEdges(t *testing.T) {
 	}
 }
 
-// §4.3: power semantics.
+// REFERENCE.md 5.2–5.5: power semantics.
 func TestRefGuestPower(t *testing.T) {
 	t.Parallel()
 	s := startSim(t)
@@ -380,7 +384,7 @@ func TestRefGuestPower(t *testing.T) {
 	}
 }
 
-// §4.3 / §5.1: QEMU start while a backup holds the lock and the VM runs = resume.
+// REFERENCE.md 5.4, 2.12: QEMU start while a backup holds the lock and the VM runs = resume.
 func TestRefQemuStartDuringBackup(t *testing.T) {
 	t.Parallel()
 	s := startSim(t)
@@ -411,7 +415,7 @@ func TestRefQemuStartDuringBackup(t *testing.T) {
 	waitTask(t, s, bk)
 }
 
-// §4.1 / §4.2 / §4.4: restore checks and cluster resources.
+// REFERENCE.md 6.2–6.5, 7.5–7.6: restore checks and cluster resources.
 func TestRefRestoreChecks(t *testing.T) {
 	t.Parallel()
 	s := startSim(t)
@@ -469,7 +473,7 @@ func TestRefRestoreChecks(t *testing.T) {
 	}
 }
 
-// §6.2: auth details.
+// REFERENCE.md 1.3, 1.6, 1.7, 4.2: auth details.
 func TestRefAuthDetails(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, func(o *Options) { o.Config = refConfig() })
@@ -542,7 +546,7 @@ func TestRefAuthDetails(t *testing.T) {
 	if r := call(t, s, "GET", "/nodes/pve1/lxc/100/status/current", "limited@pve!nosep=nosep", nil); r.code != 200 {
 		t.Errorf("nosep: %s", r.status)
 	}
-	// §7: a task of another user needs Sys.Audit
+	// REFERENCE.md 4.2: a task of another user needs Sys.Audit
 	upid := startTask(t, s, "POST", "/nodes/pve2/lxc/101/status/start", nil)
 	if r := call(t, s, "GET", "/nodes/pve2/tasks/"+upid+"/status", "limited@pve!nosep=nosep", nil); r.status != "403 Permission check failed (/nodes/pve2, Sys.Audit)" {
 		t.Errorf("foreign task: %s", r.status)

@@ -45,7 +45,7 @@ func lxcCreateSchema() schema {
 		sc[k] = pdB()
 	}
 	for _, k := range []string{"memory", "swap", "cores", "cpuunits", "tty"} {
-		sc[k] = pdImin(0)
+		sc[k] = pdUint()
 	}
 	delete(sc, "lock")
 	return sc
@@ -60,7 +60,7 @@ func qemuCreateSchema() schema {
 		"storage":                pdStorage(),
 		"live-restore":           pdB(),
 		"start":                  pdB(),
-		"bwlimit":                pdImin(0),
+		"bwlimit":                pdUint(),
 		"pool":                   pdS(),
 		"ha-managed":             pdB(),
 		"import-working-storage": pdStorage(),
@@ -74,41 +74,108 @@ func qemuCreateSchema() schema {
 		sc[k] = pdB()
 	}
 	for _, k := range []string{"memory", "cores", "sockets", "cpuunits"} {
-		sc[k] = pdImin(0)
+		sc[k] = pdUint()
 	}
 	delete(sc, "lock")
 	return sc
 }
 
-// backupVolumeForRestore resolves a backup volid to its archive file.
-func (s *Sim) backupVolumeForRestore(a *authInfo, n, volid string, vmid int) (*volume, string, error) {
+// restoreSource is a restore's archive after PVE::Storage::check_volume_access.
+type restoreSource struct {
+	vol  *volume // nil: not a volume ID (a file system path)
+	path string  // the archive file (dir) or the snapshot's archive.tar (PBS)
+	raw  string  // the parameter as given
+}
+
+// checkRestoreVolume is PVE::Storage::check_volume_access(..., 'backup') as
+// the create/restore endpoints call it before forking: the volume must be a
+// backup, and the caller needs Datastore.Allocate on its storage, or own it
+// (the archive's vmid is the target vmid), or hold Datastore.AllocateSpace
+// plus VM.Backup on the archive's guest. It does not look at the file.
+func (s *Sim) checkRestoreVolume(a *authInfo, n, volid string, vmid int) (*restoreSource, error) {
 	m := reVolid.FindStringSubmatch(volid)
 	if m == nil {
-		return nil, "", err500("unable to parse volume ID '%s'", volid)
+		// A path: only root@pam itself (not even its tokens) may pass one.
+		if a.authid != "root@pam" {
+			return nil, err500("Only root can pass arbitrary filesystem paths.")
+		}
+		return &restoreSource{raw: volid}, nil
 	}
-	st, err := s.storageFor(m[1], n)
-	if err != nil {
-		return nil, "", err
+	s.mu.Lock()
+	st := s.storages[m[1]]
+	s.mu.Unlock()
+	if st == nil {
+		return nil, err500("storage '%s' does not exist", m[1])
 	}
 	v, err := s.parseVolume(st, n, volid)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if v.vtype != "backup" {
-		return nil, "", err500("unable to use volume %s - content type needs to be 'backup'", volid)
+		return nil, err500("unable to use volume %s - content type needs to be 'backup'", volid)
 	}
-	if v.owner != vmid {
-		if err := s.volumeAccess(a, st.cfg.ID, v.owner, "backup"); err != nil {
-			return nil, "", err
+	sp := "/storage/" + st.cfg.ID
+	switch {
+	case s.can(a, sp, "Datastore.Allocate"):
+	case v.owner == vmid:
+		// the owner may restore its own backups
+	case v.owner > 0:
+		if err := s.checkAll(a, sp, "Datastore.AllocateSpace"); err != nil {
+			return nil, err
 		}
-	} else if err := s.checkAny(a, "/storage/"+st.cfg.ID, "Datastore.AllocateSpace", "Datastore.Allocate"); err != nil {
-		return nil, "", err
+		if err := s.checkAll(a, fmt.Sprintf("/vms/%d", v.owner), "VM.Backup"); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err500("missing privileges to access %s", volid)
 	}
-	p := v.path
+	src := &restoreSource{vol: v, path: v.path, raw: volid}
 	if v.pbs {
-		p = filepath.Join(v.path, "archive.tar")
+		src.path = filepath.Join(v.path, "archive.tar")
 	}
-	return v, p, nil
+	return src, nil
+}
+
+// findArchive is PVE::Storage::abs_filesystem_path: the archive must be a
+// file, else "can't find file '<volid>'".
+func (src *restoreSource) findArchive() error {
+	if src.vol == nil {
+		return fmt.Errorf("can't find file '%s'", src.raw)
+	}
+	if fi, err := os.Stat(src.path); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("can't find file '%s'", src.raw)
+	}
+	return nil
+}
+
+// pbsClientError is how a failed proxmox-backup-client call surfaces.
+func pbsClientError(v *volume, file string) error {
+	return fmt.Errorf("command '/usr/bin/proxmox-backup-client restore %s %s - --repository %s@%s:%s' failed: exit code 255",
+		strings.TrimPrefix(v.volname, "backup/"), file, v.st.cfg.Username, v.st.cfg.Server, v.st.cfg.Datastore)
+}
+
+// createAndLockConfig is AbstractConfig::create_and_lock_config for the
+// restore endpoints: without force the vmid must be free cluster-wide
+// ("<CT|VM> N already exists on node 'X'"); with force an existing config of
+// this type on this node is locked "create" after checking it is not locked
+// already. A new vmid gets an empty config holding only the lock, visible at
+// once. The caller holds s.mu.
+func (s *Sim) createAndLockConfig(vmid int, typ, n string, force bool) (g *guest, created bool, err error) {
+	g = s.guests[vmid]
+	switch {
+	case g != nil && (!force || g.node != n || g.typ != typ):
+		return nil, false, fmt.Errorf("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
+	case g != nil:
+		if l := g.lock(); l != "" {
+			return nil, false, fmt.Errorf("%s is locked (%s)", g.kind(), l)
+		}
+		g.setLock("create")
+		return g, false, nil
+	}
+	g = &guest{vmid: vmid, typ: typ, node: n, status: "stopped", conf: newConf()}
+	g.setLock("create")
+	s.guests[vmid] = g
+	return g, true, nil
 }
 
 func (s *Sim) hLXCCreate(rq *request) (any, error) {
@@ -119,38 +186,43 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 	if !restore {
 		return nil, err500("pvesim: creating containers from templates is not simulated (use restore=1)")
 	}
+	if p.boolv("ha-managed", false) {
+		if err := s.checkAll(a, "/", "Sys.Console"); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	g := s.guests[vmid]
-	exists := g != nil && g.node == n && g.typ == "lxc"
+	sameExists := g != nil && g.node == n && g.typ == "lxc"
+	var running, prot bool
+	if sameExists {
+		running, prot = g.status != "stopped", g.protected()
+	}
 	s.mu.Unlock()
-	overwrite := exists && restore && force
-	if overwrite {
-		s.mu.Lock()
-		running, prot := g.status != "stopped", g.protected()
-		s.mu.Unlock()
+	if !sameExists || !force {
+		if g != nil {
+			return nil, err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
+		}
+	} else {
 		if running {
 			return nil, err500("can't overwrite running container")
 		}
 		if prot {
 			return nil, err500("unable to restore CT %d - protection mode enabled", vmid)
 		}
-	} else if g != nil {
-		return nil, err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
 	}
 	vmPath := fmt.Sprintf("/vms/%d", vmid)
-	if !s.can(a, vmPath, "VM.Allocate") && (!overwrite || !s.can(a, vmPath, "VM.Backup")) {
-		return nil, permErr(vmPath, "VM.Allocate")
+	mayOverwrite := force && sameExists && s.can(a, vmPath, "VM.Backup")
+	if !s.can(a, vmPath, "VM.Allocate") && !mayOverwrite {
+		return nil, errf(403, "Permission check failed")
 	}
-	vol, archive, err := s.backupVolumeForRestore(a, n, p.str("ostemplate"), vmid)
+	src, err := s.checkRestoreVolume(a, n, p.str("ostemplate"), vmid)
 	if err != nil {
 		return nil, err
 	}
 	storID := p.str("storage")
 	if storID == "" {
 		storID = "local"
-	}
-	if err := s.checkAll(a, "/storage/"+storID, "Datastore.AllocateSpace"); err != nil {
-		return nil, err
 	}
 	tst, err := s.storageFor(storID, n)
 	if err != nil {
@@ -159,85 +231,58 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 	if !tst.content["rootdir"] {
 		return nil, paramErr1("storage", fmt.Sprintf("storage '%s' does not support container directories", storID))
 	}
-	if p.boolv("start", false) {
-		if err := s.checkAll(a, vmPath, "VM.PowerMgmt"); err != nil {
-			return nil, err
-		}
+	if err := s.checkAll(a, "/storage/"+storID, "Datastore.AllocateSpace"); err != nil {
+		return nil, err
 	}
-	// create_and_lock_config
 	s.mu.Lock()
-	g = s.guests[vmid]
-	created := false
-	if g != nil && exists {
-		if l := g.lock(); l != "" {
-			s.mu.Unlock()
-			return nil, err500("unable to restore CT %d - CT is locked (%s)", vmid, l)
-		}
-		g.setLock("create")
-	} else if g != nil {
-		s.mu.Unlock()
-		return nil, err500("CT %d already exists on node '%s'", vmid, g.node)
-	} else {
-		g = s.newRestoreStub(vmid, "lxc", n)
-		created = true
-	}
+	g, created, err := s.createAndLockConfig(vmid, "lxc", n, force)
 	s.mu.Unlock()
-
-	return s.forkRestore(n, vmid, "vzrestore", "CT", a.authid, func(t *task) error {
-		return s.restoreLXC(t, g, vol, archive, tst, p, created)
-	}), nil
-}
-
-// newRestoreStub registers the stub config, locked "create", that a restore
-// into a new vmid makes visible at once (caller holds s.mu).
-func (s *Sim) newRestoreStub(vmid int, typ, node string) *guest {
-	g := &guest{vmid: vmid, typ: typ, node: node, status: "stopped", conf: newConf()}
-	g.setLock("create")
-	s.guests[vmid] = g
-	return g
-}
-
-// forkRestore runs a restore worker and words its failure as PVE does:
-// "unable to restore CT|VM <vmid> - <reason>".
-func (s *Sim) forkRestore(node string, vmid int, taskType, kind, authid string, work func(*task) error) string {
-	t := s.newTask(node, taskType, fmt.Sprint(vmid), authid)
+	if err != nil {
+		return nil, err500("unable to restore CT %d - %s", vmid, err)
+	}
+	t := s.newTask(n, "vzrestore", fmt.Sprint(vmid), a.authid)
 	s.runTask(t, func(t *task) error {
-		err := work(t)
-		if err != nil && !errors.Is(err, errInterrupted) {
-			return fmt.Errorf("unable to restore %s %d - %s", kind, vmid, strings.TrimRight(err.Error(), "\n"))
+		err := s.restoreLXC(t, g, src, tst, p, created)
+		if errors.Is(err, errInterrupted) {
+			// the worker's SIGTERM handler dies inside create_vm's eval
+			err = errors.New("received interrupt")
+		}
+		if err != nil {
+			err = fmt.Errorf("unable to restore CT %d - %s", vmid, strings.TrimRight(err.Error(), "\n"))
+		}
+		if err == nil && p.boolv("start", false) {
+			// vm_start runs after the lock is released; its own failures fail the task.
+			s.mu.Lock()
+			g.status, g.started = "running", time.Now()
+			s.mu.Unlock()
 		}
 		return err
 	})
-	return t.upid
+	return t.upid, nil
 }
 
-// dropGuest removes a guest config (lock held by caller not required).
-func (s *Sim) dropGuest(g *guest) {
-	s.mu.Lock()
-	if s.guests[g.vmid] == g {
-		delete(s.guests, g.vmid)
-	}
-	s.mu.Unlock()
-}
-
-func (s *Sim) restoreLXC(t *task, g *guest, vol *volume, archive string, tst *storage, p *params, created bool) (rerr error) {
-	disksTouched := false
+// restoreLXC is the vzrestore worker of pve-container's create_vm. Before
+// the new volumes are allocated a failure only drops the "create" lock of an
+// existing CT (a new CT's config is removed); from then on the old CT's
+// volumes are destroyed first and any failure removes the new volumes and the
+// whole config, so an existing CT is gone.
+func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p *params, created bool) (rerr error) {
+	destroyConfigOnError := created
+	root := s.GuestRootfs(g.vmid)
 	defer func() {
 		if rerr == nil {
 			return
 		}
-		if created || disksTouched {
-			if disksTouched { // destroy_disks: the volumes this restore allocated go too
-				_ = os.RemoveAll(s.GuestRootfs(g.vmid))
-			}
+		if destroyConfigOnError {
+			_ = os.RemoveAll(root)
 			s.dropGuest(g)
-		} else {
-			s.mu.Lock()
-			if g.lock() == "create" {
-				g.setLock("")
-			}
-			s.mu.Unlock()
+			return
 		}
+		s.mu.Lock()
+		if g.lock() == "create" {
+			g.setLock("")
+		}
+		s.mu.Unlock()
 	}()
 	if s.overhead > 0 {
 		if err := t.sleep(s.overhead); err != nil {
@@ -250,50 +295,59 @@ func (s *Sim) restoreLXC(t *task, g *guest, vol *volume, archive string, tst *st
 	if running {
 		return errors.New("can't overwrite running container")
 	}
-	faultMsg, faulted := s.takeTaskFault("vzrestore", g.vmid)
-	t.log("recovering backed-up configuration from '%s'", vol.volid)
-	if _, err := os.Stat(archive); err != nil {
-		return fmt.Errorf("ERROR: file '%s' does not exist", archive)
-	}
-	if vol.pbs && vol.format != "pbs-ct" {
-		return fmt.Errorf("got unexpected backup format '%s'", vol.format)
-	}
-	confText, kind, err := readArchiveConfig(archive)
-	if err != nil {
+	t.log("recovering backed-up configuration from '%s'", src.raw)
+	if src.vol != nil && src.vol.pbs {
+		if src.vol.format != "pbs-ct" {
+			return fmt.Errorf("got unexpected backup format '%s'", src.vol.format)
+		}
+		if _, err := os.Stat(src.path); err != nil {
+			return pbsClientError(src.vol, "pct.conf")
+		}
+	} else if err := src.findArchive(); err != nil {
 		return err
 	}
-	if kind != "lxc" {
-		// pve-container reads ./etc/vzdump/pct.conf with tar (recover_config_from_tar
-		// -> extract_vzdump_config_tar), which finds none in a VMA archive.
+	confText, kind, err := readArchiveConfig(src.path)
+	if err != nil || kind != "lxc" {
+		// recover_config_from_tar -> extract_vzdump_config_tar finds no
+		// ./etc/vzdump/pct.conf (a VMA archive is no tar at all).
 		return errors.New("ERROR: archive contains no configuration file")
 	}
 	bconf := parseConf(confText)
-	if bconf.get("rootfs") == "" {
+	rootfs := bconf.get("rootfs")
+	if rootfs == "" {
 		return errors.New("rootfs configuration could not be recovered, please check and specify manually!") //nolint:staticcheck // PVE's exact message
 	}
-	// destroy old volumes, allocate new ones
-	disksTouched = true
-	root := s.GuestRootfs(g.vmid)
-	size := "8G"
-	if _, opts, ok := strings.Cut(bconf.get("rootfs"), ","); ok {
+	size := ""
+	if _, opts, ok := strings.Cut(rootfs, ","); ok {
 		for _, o := range strings.Split(opts, ",") {
 			if strings.HasPrefix(o, "size=") {
 				size = strings.TrimPrefix(o, "size=")
 			}
 		}
 	}
+	if size == "" {
+		return errors.New("unable to detect disk size - please specify rootfs (size)")
+	}
+	// From here on PVE has modified the container: any failure destroys
+	// the new volumes and the config.
+	destroyConfigOnError = true
 	newVol := fmt.Sprintf("%s:vm-%d-disk-0", tst.cfg.ID, g.vmid)
 	t.log("  Logical volume \"vm-%d-disk-0\" created.", g.vmid)
 	t.log("Creating filesystem with %s blocks and inodes", size)
-	t.log("restoring '%s' now..", vol.volid)
-	if !vol.pbs {
-		t.log("extracting archive '%s'", archive)
+	// destroy_lxc_container: the old CT's volumes go before the extraction
+	if err := emptyDir(root); err != nil {
+		return err
 	}
+	t.log("restoring '%s' now..", src.raw)
+	if !src.vol.pbs {
+		t.log("extracting archive '%s'", src.path)
+	}
+	faultMsg, faulted := s.takeTaskFault("vzrestore", g.vmid)
 	begin := time.Now()
 	pc := s.newPacer(t, int64(p.numv("bwlimit", 0)))
-	expected := fileSize(archive)
+	expected := fileSize(src.path)
 	var done int64
-	n, err := extractLXC(archive, root, func(k int64) error {
+	n, err := extractLXC(src.path, root, func(k int64) error {
 		done += k
 		if faulted && done*2 >= expected {
 			return &taskFault{msg: faultMsg}
@@ -333,20 +387,19 @@ func (s *Sim) restoreLXC(t *task, g *guest, vol *volume, archive string, tst *st
 			}
 		}
 	}
-	nc.set("lock", "create")
 	s.mu.Lock()
-	g.conf = nc
-	s.mu.Unlock()
-	if p.boolv("start", false) {
-		t.log("starting CT %d", g.vmid)
-		s.mu.Lock()
-		g.status, g.started = "running", time.Now()
-		s.mu.Unlock()
-	}
-	s.mu.Lock()
-	g.setLock("")
+	g.conf = nc // written without the lock: lock_config's end is the unlock
 	s.mu.Unlock()
 	return nil
+}
+
+// dropGuest removes a guest's config.
+func (s *Sim) dropGuest(g *guest) {
+	s.mu.Lock()
+	if s.guests[g.vmid] == g {
+		delete(s.guests, g.vmid)
+	}
+	s.mu.Unlock()
 }
 
 func fileSize(p string) int64 {
@@ -362,85 +415,90 @@ func (s *Sim) hQemuCreate(rq *request) (any, error) {
 	if !p.has("archive") {
 		return nil, err500("pvesim: creating VMs without 'archive' is not simulated")
 	}
-	for k := range p.m {
-		if reDriveKey.MatchString(k) {
-			return nil, paramErr1(k, "option conflicts with option 'archive'")
+	force := p.boolv("force", false)
+	storID := p.str("storage")
+	vmPath := fmt.Sprintf("/vms/%d", vmid)
+	if storID != "" {
+		if err := s.checkAll(a, "/storage/"+storID, "Datastore.AllocateSpace"); err != nil {
+			return nil, err
 		}
 	}
-	force := p.boolv("force", false)
-	s.mu.Lock()
-	g := s.guests[vmid]
-	exists := g != nil && g.node == n && g.typ == "qemu"
-	s.mu.Unlock()
-	overwrite := force && exists
-	vmPath := fmt.Sprintf("/vms/%d", vmid)
-	if !s.can(a, vmPath, "VM.Allocate") && (!overwrite || !s.can(a, vmPath, "VM.Backup")) {
-		return nil, permErr(vmPath, "VM.Allocate")
+	if p.boolv("ha-managed", false) {
+		if err := s.checkAll(a, "/", "Sys.Console"); err != nil {
+			return nil, err
+		}
 	}
 	if p.boolv("start", false) {
 		if err := s.checkAll(a, vmPath, "VM.PowerMgmt"); err != nil {
 			return nil, err
 		}
 	}
-	storID := p.str("storage")
-	var tst *storage
-	if storID != "" {
-		if err := s.checkAll(a, "/storage/"+storID, "Datastore.AllocateSpace"); err != nil {
-			return nil, err
-		}
-		var err error
-		if tst, err = s.storageFor(storID, n); err != nil {
-			return nil, err
-		}
-		if !tst.content["images"] {
-			return nil, paramErr1("storage", fmt.Sprintf("storage '%s' does not support vm images", storID))
+	s.mu.Lock()
+	g := s.guests[vmid]
+	exists := g != nil && g.node == n && g.typ == "qemu" // -f on this node's config file
+	s.mu.Unlock()
+	mayOverwrite := force && exists && s.can(a, vmPath, "VM.Backup")
+	if !s.can(a, vmPath, "VM.Allocate") && !mayOverwrite {
+		return nil, errf(403, "Permission check failed")
+	}
+	for _, k := range sortedKeys(p.m) {
+		if reDriveKey.MatchString(k) {
+			return nil, paramErr1(k, "option conflicts with option 'archive'")
 		}
 	}
-	vol, archive, err := s.backupVolumeForRestore(a, n, p.str("archive"), vmid)
+	src, err := s.checkRestoreVolume(a, n, p.str("archive"), vmid)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	g = s.guests[vmid]
-	created := false
-	switch {
-	case g != nil && (!force || g.node != n || g.typ != "qemu"):
-		s.mu.Unlock()
-		return nil, err500("unable to restore VM %d - %s %d already exists on node '%s'", vmid, g.kind(), vmid, g.node)
-	case g != nil:
-		if l := g.lock(); l != "" {
-			s.mu.Unlock()
-			return nil, err500("unable to restore VM %d - VM is locked (%s)", vmid, l)
+	// $classify_restore_archive: a PBS snapshot is taken as it is; anything
+	// else must be a file now (abs_filesystem_path), before any config exists.
+	if src.vol == nil || !src.vol.pbs {
+		if err := src.findArchive(); err != nil {
+			return nil, err500("%s", err)
 		}
-		g.setLock("create")
-	default:
-		g = s.newRestoreStub(vmid, "qemu", n)
-		created = true
 	}
+	s.mu.Lock()
+	g, _, err = s.createAndLockConfig(vmid, "qemu", n, force)
 	s.mu.Unlock()
-	return s.forkRestore(n, vmid, "qmrestore", "VM", a.authid, func(t *task) error {
-		return s.restoreQemu(t, g, vol, archive, tst, p, created)
-	}), nil
+	if err != nil {
+		return nil, err500("unable to restore VM %d - %s", vmid, err)
+	}
+	t := s.newTask(n, "qmrestore", fmt.Sprint(vmid), a.authid)
+	s.runTask(t, func(t *task) error {
+		return s.restoreQemu(t, a, g, src, storID, p)
+	})
+	return t.upid, nil
 }
 
-func (s *Sim) restoreQemu(t *task, g *guest, vol *volume, archive string, tst *storage, p *params, created bool) (rerr error) {
-	dataStarted := false
+// restoreQemu is the qmrestore worker of qemu-server's create_vm. Whatever
+// fails, PVE only removes the "create" lock and leaves the VM as the failure
+// found it: a new vmid keeps its empty config; an existing VM whose restore
+// got past reading the archive header has a temporary config
+// ("memory: 128") and its old disks are already freed.
+func (s *Sim) restoreQemu(t *task, a *authInfo, g *guest, src *restoreSource, storID string, p *params) (rerr error) {
+	restoredData := false
 	defer func() {
 		if rerr == nil {
 			return
 		}
-		if created && !dataStarted {
-			s.dropGuest(g)
-			return
-		}
-		if dataStarted {
-			t.warn("error before or during data restore, some or all disks were not completely restored. VM %d state is NOT cleaned up.", g.vmid)
-		}
 		s.mu.Lock()
-		if g.lock() == "create" {
+		lock := g.lock()
+		if lock == "create" {
 			g.setLock("")
 		}
 		s.mu.Unlock()
+		switch lock {
+		case "create":
+		case "":
+			t.log("no lock found trying to remove 'create' lock")
+		default:
+			t.log("found lock '%s' trying to remove 'create' lock", lock)
+		}
+		if restoredData {
+			t.log("error after data was restored, VM disks should be OK but config may require adaptions. VM %d state is NOT cleaned up.", g.vmid)
+		} else {
+			t.log("error before or during data restore, some or all disks were not completely restored. VM %d state is NOT cleaned up.", g.vmid)
+		}
 	}()
 	if s.overhead > 0 {
 		if err := t.sleep(s.overhead); err != nil {
@@ -451,54 +509,208 @@ func (s *Sim) restoreQemu(t *task, g *guest, vol *volume, archive string, tst *s
 	prot, running := g.protected(), g.status != "stopped"
 	s.mu.Unlock()
 	if prot {
-		return errors.New("protection mode enabled")
+		// check_protection($conf, "unable to restore VM N -") adds its own " - "
+		return fmt.Errorf("unable to restore VM %d - - protection mode enabled", g.vmid)
 	}
 	if running {
-		return errors.New("vm is running")
+		return fmt.Errorf("unable to restore VM %d - vm is running", g.vmid)
 	}
-	if p.boolv("live-restore", false) && !vol.pbs {
-		return errors.New("live-restore is only compatible with backup images from a Proxmox Backup Server")
+	v := src.vol
+	if v.pbs {
+		if err := s.restoreQemuPBS(t, a, g, src, storID, p); err != nil {
+			return err
+		}
+	} else {
+		if p.boolv("live-restore", false) {
+			return errors.New("live-restore is only compatible with backup images from a Proxmox Backup Server")
+		}
+		if !strings.HasPrefix(v.format, "vma") {
+			return s.restoreQemuTar(src, p)
+		}
+		if err := s.restoreQemuVMA(t, a, g, src, storID, p); err != nil {
+			return err
+		}
 	}
-	if _, err := os.Stat(archive); err != nil {
-		return fmt.Errorf("unable to open file '%s' - No such file or directory", archive)
+	restoredData = true
+	if p.boolv("start", false) && !p.boolv("live-restore", false) {
+		t.log("Execute autostart")
+		s.mu.Lock()
+		g.status, g.started = "running", time.Now()
+		s.mu.Unlock()
 	}
-	if vol.pbs && vol.format != "pbs-vm" {
-		return fmt.Errorf("got unexpected backup format '%s'", vol.format)
+	return nil
+}
+
+// restoreQemuTar is restore_tar_archive given a non-VMA (container) archive:
+// it refuses override options, then the first member is not
+// qemu-server.conf. Nothing has been changed yet.
+func (s *Sim) restoreQemuTar(src *restoreSource, p *params) error {
+	var keys []string
+	for _, k := range sortedKeys(p.m) {
+		switch k {
+		case "node", "vmid", "archive", "force", "unique", "storage", "live-restore", "start", "bwlimit", "pool", "ha-managed", "import-working-storage":
+		default:
+			keys = append(keys, k)
+		}
 	}
+	if len(keys) > 0 {
+		return fmt.Errorf("cannot pass along options (%s) when restoring from tar archive", strings.Join(keys, " "))
+	}
+	return fmt.Errorf("ERROR: file '%s' does not look like a QemuServer vzdump backup", src.path)
+}
+
+// qemuTargetStorage is parse_backup_hints' choice for scsi0: the storage
+// parameter, else the storage in the backed-up drive line, else 'local';
+// it must exist and allow images.
+func (s *Sim) qemuTargetStorage(a *authInfo, bconf *guestConf, storID string) (*storage, error) {
+	id := storID
+	if id == "" {
+		id, _, _ = strings.Cut(bconf.get("scsi0"), ":")
+	}
+	if id == "" {
+		id = "local"
+	}
+	s.mu.Lock()
+	st := s.storages[id]
+	s.mu.Unlock()
+	if st == nil {
+		return nil, fmt.Errorf("storage '%s' does not exist", id)
+	}
+	if !st.content["images"] {
+		return nil, fmt.Errorf("Content type 'images' is not available on storage '%s'", id) //nolint:staticcheck // PVE's exact message
+	}
+	if a.authid != "root@pam" {
+		if err := s.checkAll(a, "/storage/"+id, "Datastore.AllocateSpace"); err != nil {
+			return nil, asWorkerError(err)
+		}
+	}
+	return st, nil
+}
+
+// freeOldDisk is $restore_cleanup_oldconf for scsi0: the VM's old disk is
+// freed because the backup restores that drive.
+func (s *Sim) freeOldDisk(g *guest, oldconf *guestConf) {
+	if oldconf.get("scsi0") == "" {
+		return
+	}
+	_ = os.Remove(s.GuestDisk(g.vmid))
+}
+
+func (s *Sim) restoreQemuVMA(t *task, a *authInfo, g *guest, src *restoreSource, storID string, p *params) error {
+	archive := src.path
+	t.log("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d", t.pid, archive, t.pid)
 	confText, kind, err := readArchiveConfig(archive)
-	if err != nil {
+	if err != nil || kind != "qemu" {
+		return fmt.Errorf("command 'vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d' failed: exit code 1", t.pid, archive, t.pid)
+	}
+	diskSize, hasDisk := archiveDiskSize(archive)
+	t.log("CFG: size: %d name: qemu-server.conf", len(confText))
+	if hasDisk {
+		t.log("DEV: dev_id=1 size: %d devname: drive-scsi0", diskSize)
+	}
+	t.log("CTIME: %s", time.Now().Format("Mon Jan  2 15:04:05 2006"))
+	// print_devmap, once the header is read
+	bconf := parseConf(confText)
+	var tst *storage
+	if hasDisk {
+		if tst, err = s.qemuTargetStorage(a, bconf, storID); err != nil {
+			return err
+		}
+	}
+	// The config file always exists by now (create_and_lock_config wrote at
+	// least the lock), so the temporary config, without the lock, replaces
+	// it for a new vmid too.
+	s.mu.Lock()
+	oldconf := g.conf.clone()
+	tmp := newConf()
+	tmp.set("memory", "128")
+	g.conf = tmp
+	s.mu.Unlock()
+	s.freeOldDisk(g, oldconf)
+	newVol := ""
+	if hasDisk {
+		newVol = fmt.Sprintf("%s:vm-%d-disk-0", tst.cfg.ID, g.vmid)
+		t.log("new volume ID is '%s'", newVol)
+		t.log("map 'drive-scsi0' to '/dev/pve/vm-%d-disk-0' (write zeros = 0)", g.vmid)
+	}
+	if err := s.restoreQemuDisk(t, g, archive, hasDisk, p); err != nil {
+		if hasDisk {
+			t.log("temporary volume '%s' successfully removed", newVol)
+		}
 		return err
 	}
-	if kind != "qemu" {
-		return fmt.Errorf("got unexpected backup format '%s'", vol.format)
+	if hasDisk {
+		t.log("progress 100%% (read %d bytes, duplicate 0 bytes)", diskSize)
+		t.log("total bytes read %d, sparse bytes 0 (0%%)", diskSize)
+		t.log("space reduction due to 4K zero blocks 0%%")
 	}
-	faultMsg, faulted := s.takeTaskFault("qmrestore", g.vmid)
+	t.log("rescan volumes...")
+	s.finishQemuConfig(g, bconf, newVol, p)
+	return nil
+}
+
+func (s *Sim) restoreQemuPBS(t *task, a *authInfo, g *guest, src *restoreSource, storID string, p *params) error {
+	v := src.vol
+	if v.format != "pbs-vm" {
+		return fmt.Errorf("got unexpected backup format '%s'", v.format)
+	}
+	if _, err := os.Stat(src.path); err != nil {
+		return pbsClientError(v, "index.json")
+	}
+	confText, kind, err := readArchiveConfig(src.path)
+	if err != nil || kind != "qemu" {
+		return errors.New("backup does not look like a qemu-server backup (missing 'qemu-server.conf' file)")
+	}
+	_, hasDisk := archiveDiskSize(src.path)
 	bconf := parseConf(confText)
-	disk := bconf.get("scsi0")
-	oldStor, rest, _ := strings.Cut(disk, ":")
-	storID := oldStor
-	if tst != nil {
-		storID = tst.cfg.ID
+	var tst *storage
+	if hasDisk {
+		if tst, err = s.qemuTargetStorage(a, bconf, storID); err != nil {
+			return err
+		}
 	}
-	_, opts, _ := strings.Cut(rest, ",")
-	newVol := fmt.Sprintf("%s:vm-%d-disk-0", storID, g.vmid)
-	if vol.pbs {
-		t.log("restore proxmox backup image: /usr/bin/pbs-restore --repository %s@%s:%s %s drive-scsi0.img.fidx /dev/zvol --verbose --format raw --skip-zero",
-			vol.st.cfg.Username, vol.st.cfg.Server, vol.st.cfg.Datastore, strings.TrimPrefix(vol.volname, "backup/"))
-	} else {
-		t.log("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp.fifo %s /var/tmp/vzdumptmp", archive)
-		t.log("CFG: size: %d name: qemu-server.conf", len(confText))
-		t.log("DEV: dev_id=1 size: %d devname: drive-scsi0", fileSize(s.GuestDisk(g.vmid)))
-		t.log("CTIME: %s", time.Now().Format("Mon Jan  2 15:04:05 2006"))
+	s.mu.Lock()
+	oldconf := g.conf.clone()
+	// the temporary config keeps the lock here
+	tmp := newConf()
+	tmp.set("memory", "128")
+	tmp.set("lock", "create")
+	g.conf = tmp
+	s.mu.Unlock()
+	s.freeOldDisk(g, oldconf)
+	newVol := ""
+	if hasDisk {
+		newVol = fmt.Sprintf("%s:vm-%d-disk-0", tst.cfg.ID, g.vmid)
+		t.log("new volume ID is '%s'", newVol)
+		t.log("restore proxmox backup image: /usr/bin/pbs-restore --repository %s@%s:%s %s drive-scsi0.img.fidx /dev/pve/vm-%d-disk-0 --verbose --format raw --skip-zero",
+			v.st.cfg.Username, v.st.cfg.Server, v.st.cfg.Datastore, strings.TrimPrefix(v.volname, "backup/"), g.vmid)
 	}
-	t.log("new volume ID is '%s'", newVol)
-	t.log("map 'drive-scsi0' to '/dev/pve/vm-%d-disk-0' (write zeros = 0)", g.vmid)
-	dataStarted = true
+	if err := s.restoreQemuDisk(t, g, src.path, hasDisk, p); err != nil {
+		if hasDisk {
+			t.log("temporary volume '%s' successfully removed", newVol)
+		}
+		return err
+	}
+	t.log("rescan volumes...")
+	s.finishQemuConfig(g, bconf, newVol, p)
+	return nil
+}
+
+// restoreQemuDisk writes the archive's disk (or fails halfway through with
+// an injected task fault). On failure the new volume is gone.
+func (s *Sim) restoreQemuDisk(t *task, g *guest, archive string, hasDisk bool, p *params) error {
+	faultMsg, faulted := s.takeTaskFault("qmrestore", g.vmid)
+	if !hasDisk {
+		if faulted {
+			return errors.New(faultMsg)
+		}
+		return nil
+	}
 	pc := s.newPacer(t, p.intv("bwlimit", 0))
 	expected := fileSize(archive)
 	var done int64
 	tmp := s.GuestDisk(g.vmid) + ".restore"
-	n, err := extractQemuDisk(archive, tmp, func(k int64) error {
+	_, err := extractQemuDisk(archive, tmp, func(k int64) error {
 		done += k
 		if faulted && done*2 >= expected {
 			return &taskFault{msg: faultMsg}
@@ -514,21 +726,27 @@ func (s *Sim) restoreQemu(t *task, g *guest, vol *volume, archive string, tst *s
 		if errors.As(err, &tf) {
 			return errors.New(tf.msg)
 		}
+		if errors.Is(err, errInterrupted) {
+			// restore_vma_archive's own signal handler during the extraction
+			return errors.New("interrupted by signal")
+		}
 		return err
 	}
-	if err := os.Rename(tmp, s.GuestDisk(g.vmid)); err != nil {
-		return err
-	}
-	t.log("progress 100%% (read %d bytes, duplicate 0 bytes)", n)
-	t.log("total bytes read %d, sparse bytes 0 (0%%)", n)
-	t.log("space reduction due to 4K zero blocks 0%%")
-	t.log("rescan volumes...")
+	return os.Rename(tmp, s.GuestDisk(g.vmid))
+}
+
+// finishQemuConfig writes the restored config (restore_merge_config): the
+// backed-up config with the new volume and the given overrides.
+func (s *Sim) finishQemuConfig(g *guest, bconf *guestConf, newVol string, p *params) {
 	nc := bconf.clone()
 	nc.del("lock")
-	if opts != "" {
-		nc.set("scsi0", newVol+","+opts)
-	} else {
-		nc.set("scsi0", newVol)
+	if newVol != "" {
+		_, rest, _ := strings.Cut(bconf.get("scsi0"), ":")
+		if _, opts, ok := strings.Cut(rest, ","); ok && opts != "" {
+			nc.set("scsi0", newVol+","+opts)
+		} else {
+			nc.set("scsi0", newVol)
+		}
 	}
 	for _, k := range qemuConfigKeys {
 		if k == "lock" || reDriveKey.MatchString(k) || !p.has(k) {
@@ -550,12 +768,15 @@ func (s *Sim) restoreQemu(t *task, g *guest, vol *volume, archive string, tst *s
 	}
 	s.mu.Lock()
 	g.conf = nc
-	if p.boolv("start", false) && !p.boolv("live-restore", false) {
-		g.status, g.started = "running", time.Now()
-	}
 	s.mu.Unlock()
-	if p.boolv("start", false) {
-		t.log("start VM %d: UPID:%s", g.vmid, "...")
+}
+
+// asWorkerError is a PVE::Exception as a worker's task status shows it: the
+// HTTP code comes first ("403 Permission check failed (...)").
+func asWorkerError(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("%d %s", ae.status, ae.msg)
 	}
-	return nil
+	return err
 }

@@ -223,9 +223,18 @@ func TestModesAndGlobalLock(t *testing.T) {
 	// stop mode: a running CT is stopped during the backup and started again
 	upid := startTask(t, s, "POST", "/nodes/pve1/vzdump", url.Values{"vmid": {"100"}, "storage": {"local"}, "mode": {"stop"}})
 	upid2 := startTask(t, s, "POST", "/nodes/pve1/vzdump", url.Values{"vmid": {"200"}, "storage": {"nas"}})
-	time.Sleep(80 * time.Millisecond)
-	if g, _ := s.GuestState(100); g.Status != "stopped" || g.Lock != "backup" {
-		t.Fatalf("during stop-mode backup: %+v", g)
+	// while the data is written (about 0.2 s) the CT is stopped and locked
+	seen := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !seen; time.Sleep(2 * time.Millisecond) {
+		g, _ := s.GuestState(100)
+		seen = g.Status == "stopped" && g.Lock == "backup"
+		if _, done, _, _ := s.findTask(upid).snapshot(); done {
+			break
+		}
+	}
+	if !seen {
+		g, _ := s.GuestState(100)
+		t.Fatalf("never saw the CT stopped and locked during the stop-mode backup; now %+v", g)
 	}
 	if st := waitTask(t, s, upid); st["exitstatus"] != "OK" {
 		t.Fatalf("stop mode: %v", st)

@@ -397,7 +397,7 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 						continue
 					}
 				}
-				if s.volumeAccess(rq.auth, id, b.owner, "backup") != nil {
+				if s.volumeAccess(rq.auth, id, b.owner, "backup", b.volid) != nil {
 					continue
 				}
 				it := map[string]any{"volid": b.volid, "content": "backup", "format": b.format, "size": b.size, "ctime": b.ctime}
@@ -439,7 +439,7 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 				if err != nil || vmid > 0 {
 					continue
 				}
-				if s.volumeAccess(rq.auth, id, 0, sub.typ) != nil {
+				if s.volumeAccess(rq.auth, id, 0, sub.typ, v.volid) != nil {
 					continue
 				}
 				out = append(out, map[string]any{"volid": v.volid, "content": sub.typ, "format": v.format, "size": fi.Size(), "ctime": fi.ModTime().Unix()})
@@ -463,7 +463,7 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 			if ct != "" && ct != typ || vmid > 0 && int(vmid) != g.vmid || !st.content[typ] {
 				continue
 			}
-			if s.volumeAccess(rq.auth, id, g.vmid, typ) != nil {
+			if s.volumeAccess(rq.auth, id, g.vmid, typ, "") != nil {
 				continue
 			}
 			size := s.guestDiskSize(g)
@@ -496,7 +496,7 @@ func (s *Sim) hContentGet(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.volumeAccess(rq.auth, v.st.cfg.ID, v.owner, v.vtype); err != nil {
+	if err := s.volumeAccess(rq.auth, v.st.cfg.ID, v.owner, v.vtype, v.volid); err != nil {
 		return nil, err
 	}
 	if v.vtype != "backup" {
@@ -541,10 +541,12 @@ func (s *Sim) maxProtected(a *authInfo, st *storage) int {
 	return 5
 }
 
-func (s *Sim) countProtected(st *storage, n string, vmid int) int {
+// countProtected counts the guest's protected backups of the same guest
+// type (update_volume_attribute compares the subtype).
+func (s *Sim) countProtected(st *storage, n string, vmid int, subtype string) int {
 	c := 0
 	for _, b := range s.listBackups(st, n) {
-		if b.owner == vmid && b.protected {
+		if b.owner == vmid && b.protected && (subtype == "" || b.subtype == subtype) {
 			c++
 		}
 	}
@@ -584,15 +586,19 @@ func (s *Sim) hContentPut(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.volumeAccess(rq.auth, v.st.cfg.ID, v.owner, v.vtype); err != nil {
+	if err := s.volumeAccess(rq.auth, v.st.cfg.ID, v.owner, v.vtype, v.volid); err != nil {
 		return nil, err
 	}
+	// A dir storage writes the sidecar files without looking for the
+	// archive (DirPlugin's notes and protection files), so a PUT on a
+	// deleted dir backup succeeds; PBS asks the server, which fails.
+	b, ok := s.backupInfo(v)
 	if rq.p.has("notes") {
 		if v.vtype != "backup" {
 			return nil, err500("only backups can have notes")
 		}
-		if _, ok := s.backupInfo(v); !ok {
-			return nil, err500("volume '%s' does not exist", v.volname)
+		if v.pbs && !ok {
+			return nil, err500("proxmox-backup-client failed: Error: unable to find snapshot '%s'", strings.TrimPrefix(v.volname, "backup/"))
 		}
 		if err := s.setNotes(v, rq.p.str("notes")); err != nil {
 			return nil, err500("%s", err)
@@ -602,16 +608,16 @@ func (s *Sim) hContentPut(rq *request) (any, error) {
 		if v.vtype != "backup" {
 			return nil, err500("only backups support attribute 'protected'")
 		}
-		b, ok := s.backupInfo(v)
-		if !ok {
-			return nil, err500("volume '%s' does not exist", v.volname)
-		}
 		on := rq.p.boolv("protected", false)
-		if on && !b.protected {
+		alreadyProtected := ok && b.protected
+		if on && !alreadyProtected && v.owner > 0 {
 			limit := s.maxProtected(rq.auth, v.st)
-			if limit >= 0 && s.countProtected(v.st, rq.vars["node"], v.owner) >= limit {
+			if limit >= 0 && s.countProtected(v.st, rq.vars["node"], v.owner, v.subtype) >= limit {
 				return nil, err500("The number of protected backups per guest is limited to %d on storage '%s'", limit, v.st.cfg.ID)
 			}
+		}
+		if v.pbs && !ok {
+			return nil, err500("proxmox-backup-client failed: Error: unable to find snapshot '%s'", strings.TrimPrefix(v.volname, "backup/"))
 		}
 		if err := s.setProtected(v, on); err != nil {
 			return nil, err500("%s", err)

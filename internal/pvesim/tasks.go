@@ -259,7 +259,7 @@ func (s *Sim) hTaskLog(rq *request) (any, error) {
 		}
 	}
 	if rq.p.boolv("download", false) && (rq.p.has("start") || rq.p.has("limit")) {
-		return nil, paramErr1("download", "option conflicts with option 'start'")
+		return nil, err500("'download' cannot be used together with 'start' or 'limit' parameters")
 	}
 	t := s.findTask(upid)
 	if t == nil || m[1] != rq.vars["node"] {
@@ -396,14 +396,15 @@ func fmtDuration(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d:%02d", sec/3600, sec/60%60, sec%60)
 }
 
-// formatSize mimics PVE's format_size for archive sizes.
+// formatSize is vzdump's format_size for the "archive file size" line:
+// whole KB and MB are truncated (Perl int()), GB and TB have two decimals.
 func formatSize(n int64) string {
 	const kb, mb, gb, tb = 1024, 1024 * 1024, 1024 * 1024 * 1024, 1024 * 1024 * 1024 * 1024
 	switch {
 	case n < mb:
-		return strconv.FormatInt((n+kb-1)/kb, 10) + "KB"
+		return strconv.FormatInt(n/kb, 10) + "KB"
 	case n < gb:
-		return strconv.FormatInt((n+mb-1)/mb, 10) + "MB"
+		return strconv.FormatInt(n/mb, 10) + "MB"
 	case n < tb:
 		return fmt.Sprintf("%.2fGB", float64(n)/gb)
 	}

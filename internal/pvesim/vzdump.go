@@ -22,18 +22,18 @@ func vzdumpSchema() schema {
 		"dumpdir":                   pdS(),
 		"mode":                      pdE("snapshot", "suspend", "stop"),
 		"compress":                  pdE("0", "1", "gzip", "lzo", "zstd"),
-		"zstd":                      pdImin(0),
-		"pigz":                      pdImin(0),
+		"zstd":                      {t: "integer"},
+		"pigz":                      {t: "integer"},
 		"notes-template":            pd{t: "string", maxLen: 1024, requires: "storage"},
 		"protected":                 pdB().needs("storage"),
 		"prune-backups":             pdS(),
 		"remove":                    pdB(),
-		"bwlimit":                   pdImin(0),
+		"bwlimit":                   pdUint(),
 		"ionice":                    pdI(0, 8),
 		"performance":               pdS(),
 		"fleecing":                  pdS(),
-		"lockwait":                  pdImin(0),
-		"stopwait":                  pdImin(0),
+		"lockwait":                  pdUint(),
+		"stopwait":                  pdUint(),
 		"exclude-path":              {t: "array"},
 		"stdexcludes":               pdB(),
 		"tmpdir":                    pdS(),
@@ -43,56 +43,58 @@ func vzdumpSchema() schema {
 		"mailnotification":          pdE("always", "failure"),
 		"notification-mode":         pdE("auto", "legacy-sendmail", "notification-system"),
 		"pbs-change-detection-mode": pdE("legacy", "data", "metadata"),
-		"maxfiles":                  pdImin(1),
 		"quiet":                     pdB(),
 		"stop":                      pdB(),
 		"stdout":                    pdB(),
-		"size":                      pdImin(500),
 	}
 }
 
-var reNotesVar = regexp.MustCompile(`^\{\{([^}]*)\}\}`)
+var (
+	reNotesEscape  = regexp.MustCompile(`\\(.)`)
+	reNotesVarName = regexp.MustCompile(`\{\{([^\s{}]+)\}\}`)
+	reNotesKnown   = regexp.MustCompile(`\{\{(cluster|guestname|node|vmid)\}\}`)
+)
 
-// expandNotes validates (g == nil) or expands a notes-template.
-func expandNotes(tmpl string, vars map[string]string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(tmpl); {
-		c := tmpl[i]
-		switch {
-		case c == '\\':
-			if i+1 < len(tmpl) && tmpl[i+1] == 'n' {
-				b.WriteByte('\n')
-			} else if i+1 < len(tmpl) && tmpl[i+1] == '\\' {
-				b.WriteByte('\\')
-			} else {
-				esc := ""
-				if i+1 < len(tmpl) {
-					esc = tmpl[i+1 : i+2]
-				}
-				return "", fmt.Errorf("found unknown: escape '%s' at char %d", esc, i)
-			}
-			i += 2
-		case c == '{' && strings.HasPrefix(tmpl[i:], "{{"):
-			m := reNotesVar.FindStringSubmatch(tmpl[i:])
-			if m == nil {
-				b.WriteString("{{")
-				i += 2
-				continue
-			}
-			v, ok := vars[m[1]]
-			if !ok {
-				return "", fmt.Errorf("found unknown: variable '%s' at char %d", m[1], i)
-			}
-			b.WriteString(v)
-			i += len(m[0])
-		case c == '\n' || c == '\r':
-			return "", fmt.Errorf("found unknown: newline at char %d", i)
-		default:
-			b.WriteByte(c)
-			i++
+// verifyNotesTemplate is vzdump's $verify_notes_template: a line feed is
+// refused outright; otherwise every escape other than \n and \\ and every
+// {{name}} that is not cluster, guestname, node or vmid is collected, escapes
+// first, and reported together. An escape's position is that of its
+// backslash; a variable's is the end of the match minus the name's length.
+func verifyNotesTemplate(tmpl string) error {
+	if strings.Contains(tmpl, "\n") {
+		return errors.New("contains a line feed")
+	}
+	var problems []string
+	for _, m := range reNotesEscape.FindAllStringSubmatchIndex(tmpl, -1) {
+		if c := tmpl[m[2]:m[3]]; c != "n" && c != "\\" {
+			problems = append(problems, fmt.Sprintf("escape sequence '\\%s' at char %d", c, m[0]))
 		}
 	}
-	return b.String(), nil
+	for _, m := range reNotesVarName.FindAllStringSubmatchIndex(tmpl, -1) {
+		name := tmpl[m[2]:m[3]]
+		if !reNotesKnown.MatchString("{{" + name + "}}") {
+			problems = append(problems, fmt.Sprintf("variable '%s' at char %d", name, m[1]-len(name)))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("found unknown: " + strings.Join(problems, ", "))
+	}
+	return nil
+}
+
+// generateNotes is vzdump's $generate_notes: escapes are replaced first,
+// then the known variables.
+func generateNotes(tmpl string, vars map[string]string) (string, error) {
+	if err := verifyNotesTemplate(tmpl); err != nil {
+		return "", err
+	}
+	out := reNotesEscape.ReplaceAllStringFunc(tmpl, func(e string) string {
+		if e[1] == 'n' {
+			return "\n"
+		}
+		return "\\"
+	})
+	return reNotesKnown.ReplaceAllStringFunc(out, func(v string) string { return vars[v[2:len(v)-2]] }), nil
 }
 
 type vzdumpJob struct {
@@ -167,8 +169,9 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
 		return nil, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
 	}
-	if t := p.str("notes-template"); p.has("notes-template") {
-		if _, err := expandNotes(t, map[string]string{"cluster": "", "guestname": "", "node": "", "vmid": ""}); err != nil {
+	// Perl truth: an empty or "0" template is not checked (nor used).
+	if t := p.str("notes-template"); t != "" && t != "0" {
+		if err := verifyNotesTemplate(t); err != nil {
 			return nil, paramErr1("notes-template", err.Error())
 		}
 	}
@@ -263,13 +266,24 @@ func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
 		return errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
 	}
 	if job.dumpdir == "" {
-		var err error
-		st, err = s.storageFor(job.storageID, job.node)
-		if err != nil {
-			return errors.New(err.Error())
+		// VZDump->new collects activate_storage's and storage_info's errors
+		// and dies with all of them (the task status joins lines with " ").
+		id := job.storageID
+		var errs []string
+		if _, err := s.storageFor(id, job.node); err != nil {
+			errs = append(errs, fmt.Sprintf("could not activate storage '%s': %s", id, err))
 		}
-		if !st.content["backup"] {
-			return fmt.Errorf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", job.storageID, job.storageID)
+		s.mu.Lock()
+		st = s.storages[id]
+		s.mu.Unlock()
+		switch {
+		case st == nil:
+			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': storage '%s' does not exist", id, id))
+		case !st.content["backup"]:
+			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", id, id))
+		}
+		if len(errs) > 0 {
+			return errors.New(strings.Join(errs, "\n"))
 		}
 	} else if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
@@ -404,12 +418,13 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	gl.log("INFO", "Starting Backup of VM %d (%s)", vmid, typ)
 	gl.log("INFO", "Backup started at %s", begin.In(s.loc).Format("2006-01-02 15:04:05"))
 
-	// lock the guest
+	// exec_backup_task logs the guest's status before it locks the guest
 	s.mu.Lock()
 	if g2 := s.guests[vmid]; g2 != g {
 		s.mu.Unlock()
 		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
 	}
+	gl.log("INFO", "status = %s", g.status)
 	if l := g.lock(); l != "" {
 		s.mu.Unlock()
 		return fail(fmt.Errorf("%s is locked (%s)", g.kind(), l))
@@ -439,7 +454,6 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 		}
 	}()
 
-	gl.log("INFO", "status = %s", status)
 	mode := job.mode
 	if status != "running" {
 		mode = "stop"
@@ -590,14 +604,17 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	if st != nil {
 		v, _ = s.parseVolume(st, job.node, volid)
 	}
-	if tmpl := job.p.str("notes-template"); tmpl != "" && v != nil {
+	if tmpl := job.p.str("notes-template"); tmpl != "" && tmpl != "0" && v != nil {
 		cluster := s.cfg.ClusterName
 		if cluster == "" {
 			cluster = "standalone node"
 		}
-		notes, _ := expandNotes(tmpl, map[string]string{"cluster": cluster, "guestname": name, "node": job.node, "vmid": strconv.Itoa(vmid)})
 		gl.log("INFO", "adding notes to backup")
-		if err := s.setNotes(v, notes); err != nil {
+		notes, err := generateNotes(tmpl, map[string]string{"cluster": cluster, "guestname": name, "node": job.node, "vmid": strconv.Itoa(vmid)})
+		if err == nil {
+			err = s.setNotes(v, notes)
+		}
+		if err != nil {
 			gl.log("WARN", "unable to add notes - %s", err)
 		}
 	}
@@ -890,7 +907,7 @@ func (s *Sim) hExtractConfig(rq *request) (any, error) {
 	if v.vtype != "backup" {
 		return nil, err500("unable to use volume %s - content type needs to be 'backup'", vol)
 	}
-	if err := s.volumeAccess(rq.auth, st.cfg.ID, v.owner, "backup"); err != nil {
+	if err := s.volumeAccess(rq.auth, st.cfg.ID, v.owner, "backup", v.volid); err != nil {
 		return nil, err
 	}
 	if v.owner > 0 {

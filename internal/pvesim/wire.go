@@ -53,7 +53,10 @@ type route struct {
 	tmpl   string
 	parts  []string
 	schema schema
-	noAuth bool
+	// perm is the method's declarative permission check (its
+	// "permissions => { check => ... }"), which PVE's rest_handler runs
+	// before proxying to the node and before the parameter schema.
+	perm func(rq *request) error
 	// noProxy: the route has a {node} var but is not proxied (nothing here).
 	h handlerFunc
 }
@@ -178,22 +181,25 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if rt == nil {
-		s.count(r.Method + " (unmatched)")
-		writeError(w, errf(501, "Method '%s %s' not implemented", r.Method, rel))
-		return
+	key := r.Method + " (unmatched)"
+	if rt != nil {
+		key = r.Method + " " + rt.tmpl
+		if s.takeDrop(r.Method, rt.tmpl) {
+			s.count(key)
+			dropConn(w)
+			return
+		}
+		if fe := s.takeHTTPFault(r.Method, rt.tmpl); fe != nil {
+			s.count(key)
+			writeError(w, fe)
+			return
+		}
 	}
-	key := r.Method + " " + rt.tmpl
 	s.count(key)
-	if s.takeDrop(r.Method, rt.tmpl) {
-		dropConn(w)
-		return
-	}
-	if fe := s.takeHTTPFault(r.Method, rt.tmpl); fe != nil {
-		writeError(w, fe)
-		return
-	}
 	rq := &request{s: s, r: r, w: w, method: r.Method, path: rel, rt: rt, vars: vars}
+	if rt == nil {
+		rq.rt = &route{method: r.Method}
+	}
 	data, err := s.dispatch(rq)
 	if err != nil {
 		ae, ok := err.(*apiError)
@@ -211,17 +217,29 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	writeData(w, data)
 }
 
+// dispatch answers in the order of PVE's HTTP server: authentication
+// (auth_handler, before the path is looked up), then routing (501), then
+// the method's declarative permission check, then the node (proxying), then
+// the parameter schema, then the method's code.
 func (s *Sim) dispatch(rq *request) (any, error) {
-	raw, err := readParams(rq.r)
-	if err != nil {
-		return nil, err
-	}
-	if !rq.rt.noAuth {
+	if !authExempt(rq.method, rq.path) {
 		a, err := s.authenticate(rq.r)
 		if err != nil {
 			return nil, err
 		}
 		rq.auth = a
+	}
+	if rq.rt.h == nil {
+		return nil, errf(501, "Method '%s %s' not implemented", rq.method, rq.path)
+	}
+	raw, err := readParams(rq.r)
+	if err != nil {
+		return nil, err
+	}
+	if rq.rt.perm != nil {
+		if err := rq.rt.perm(rq); err != nil {
+			return nil, err
+		}
 	}
 	if n, ok := rq.vars["node"]; ok {
 		s.mu.Lock()
@@ -241,6 +259,18 @@ func (s *Sim) dispatch(rq *request) (any, error) {
 	}
 	rq.p = p
 	return rq.rt.h(rq)
+}
+
+// authExempt is auth_handler's list of calls allowed without a ticket or
+// token (those this simulator serves).
+func authExempt(method, rel string) bool {
+	switch rel {
+	case "/access/ticket":
+		return method == http.MethodGet || method == http.MethodPost
+	case "/access/domains":
+		return method == http.MethodGet
+	}
+	return false
 }
 
 // rawParams holds parameter values as received: strings (form/query) or

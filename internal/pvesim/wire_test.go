@@ -46,7 +46,7 @@ func TestReasonPhrasesAndErrors(t *testing.T) {
 		t.Fatalf("missing vmid: %s", r.body)
 	}
 	r = call(t, s, "POST", "/nodes/pve1/vzdump", tok, url.Values{"vmid": {"100"}, "storage": {"local"}, "notes-template": {"{{foo}}"}})
-	if errs, _ := r.json(t)["errors"].(map[string]any); r.code != 400 || errs["notes-template"] != "found unknown: variable 'foo' at char 0" {
+	if errs, _ := r.json(t)["errors"].(map[string]any); r.code != 400 || errs["notes-template"] != "found unknown: variable 'foo' at char 4" {
 		t.Fatalf("template: %s", r.body)
 	}
 	r = call(t, s, "POST", "/nodes/pve1/vzdump", tok, url.Values{"vmid": {"100"}, "node": {"pve2"}})
