@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/list"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -33,7 +35,11 @@ const (
 	envCACert   = "PROXMOX_VE_CA_CERT"
 )
 
-var _ provider.Provider = (*proxmoxappProvider)(nil)
+var (
+	_ provider.Provider                  = (*proxmoxappProvider)(nil)
+	_ provider.ProviderWithActions       = (*proxmoxappProvider)(nil)
+	_ provider.ProviderWithListResources = (*proxmoxappProvider)(nil)
+)
 
 type proxmoxappProvider struct {
 	version string
@@ -149,6 +155,8 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 	data := &providerData{client: client}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	resp.ActionData = data
+	resp.ListResourceData = data
 }
 
 func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Resource {
@@ -160,6 +168,19 @@ func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Reso
 
 func (p *proxmoxappProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{NewBackupsDataSource}
+}
+
+// Actions need Terraform 1.14 or later; older versions never ask for them.
+func (p *proxmoxappProvider) Actions(_ context.Context) []func() action.Action {
+	return []func() action.Action{
+		NewBackupAction,
+		NewRestoreAction,
+	}
+}
+
+// ListResources (for `terraform query`) need Terraform 1.14 or later.
+func (p *proxmoxappProvider) ListResources(_ context.Context) []func() list.ListResource {
+	return []func() list.ListResource{NewBackupListResource}
 }
 
 // resolveProviderConfig merges the configuration with the environment and

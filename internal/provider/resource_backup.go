@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -108,7 +109,7 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:      true,
 				Default:       stringdefault.StaticString("snapshot"),
 				Validators:    []validator.String{stringvalidator.OneOf(backupModes...)},
-				PlanModifiers: replace,
+				PlanModifiers: append(replace, modeStaysUnknownAfterImport{}),
 			},
 			"compress": schema.StringAttribute{
 				MarkdownDescription: "Compression: `zstd` (default), `gzip`, `lzo` or `none`. Note that PVE's API " +
@@ -303,6 +304,7 @@ func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateNotesRendered, encodePrivateString(result.Backup.Notes))...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &plan)...)
 }
 
 func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -337,6 +339,7 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 	}
 	state.applyBackup(b)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &state)...)
 }
 
 func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -376,6 +379,7 @@ func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest,
 	plan.TaskID = state.TaskID
 	plan.applyBackup(b)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &plan)...)
 }
 
 func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -404,8 +408,15 @@ func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 }
 
-// ImportState accepts "<volid>" or "<node>/<volid>".
+// ImportState accepts "<volid>" or "<node>/<volid>", or the identity.
 func (r *backupResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if req.ID == "" {
+		var diags diag.Diagnostics
+		req.ID, diags = backupImportIDFromIdentity(ctx, req.Identity)
+		if resp.Diagnostics.Append(diags...); diags.HasError() {
+			return
+		}
+	}
 	node, volid := "", req.ID
 	if i := strings.Index(req.ID, "/"); i > 0 && !strings.Contains(req.ID[:i], ":") {
 		node, volid = req.ID[:i], req.ID[i+1:]
