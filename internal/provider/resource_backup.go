@@ -318,6 +318,9 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 		tflog.Warn(ctx, "backup no longer on the storage; removing it from state", map[string]any{"volid": state.ID.ValueString()})
 		resp.Diagnostics.AddWarning("Backup removed outside Terraform",
 			fmt.Sprintf("%s is no longer on storage %q; the next apply takes a new backup.", state.ID.ValueString(), state.Storage.ValueString()))
+		// The framework wants an identity even for a removed resource when
+		// Terraform (< 1.12) sent none.
+		resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &state)...)
 		resp.State.RemoveResource(ctx)
 		return
 	}

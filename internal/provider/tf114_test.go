@@ -177,9 +177,9 @@ type uiMessage struct {
 		Detail   string `json:"detail"`
 	} `json:"diagnostic,omitempty"`
 	Hook struct {
-		Action struct {
-			Addr string `json:"addr"`
-		} `json:"action"`
+		// Action is an action's address object in action hooks, and the
+		// change ("create", "update", ...) in resource hooks.
+		Action   json.RawMessage `json:"action"`
 		Resource struct {
 			Addr string `json:"addr"`
 		} `json:"resource"`
@@ -191,6 +191,17 @@ type uiMessage struct {
 			TriggerEvent string `json:"trigger_event"`
 		} `json:"lifecycle,omitempty"`
 	} `json:"hook"`
+}
+
+// actionAddr is the action's address of an action hook message.
+func (m uiMessage) actionAddr() string {
+	var a struct {
+		Addr string `json:"addr"`
+	}
+	if len(m.Hook.Action) == 0 || m.Hook.Action[0] != '{' || json.Unmarshal(m.Hook.Action, &a) != nil {
+		return ""
+	}
+	return a.Addr
 }
 
 // uiMessages parses the output of a -json command.
