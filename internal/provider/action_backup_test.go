@@ -257,4 +257,3 @@ func guestIsNow(t *testing.T, env *acctest.Env, vmid int, status string) {
 		t.Error(err)
 	}
 }
-
