@@ -222,7 +222,7 @@ resource "terraform_data" "app" {
 	// The backup fails: the change is not made, nothing is left behind.
 	env.Sim.FailTask("vzdump", 100, "vma_queue_write: write error - No space left on device")
 	res = tf.fails("apply", "-no-color", "-auto-approve", "-var=app_version=3.0")
-	out := res.stdout + res.stderr
+	out := flat(res.stdout + res.stderr)
 	for _, want := range []string{
 		"Action failed: action.proxmoxapp_backup.pre_upgrade (triggered by terraform_data.app)",
 		"Error: Error when invoking action",

@@ -153,14 +153,14 @@ action "proxmoxapp_restore" "recover" {
 	}
 	env.Sim.FailTask("vzrestore", 100, "tar: Unexpected EOF in archive")
 	res := tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.rollback")
-	out := res.stdout + res.stderr
+	out := flat(res.stdout + res.stderr)
 	inOrder(t, out,
 		"Action action.proxmoxapp_restore.rollback (triggered by CLI): safety backup: local:backup/vzdump-lxc-100-",
 		"Action action.proxmoxapp_restore.rollback (triggered by CLI): shutting guest 100 down",
 		"Unexpected EOF in archive",
 		"Action failed: action.proxmoxapp_restore.rollback (triggered by CLI)",
 	)
-	if !regexp.MustCompile(`(?s)Error: Error when invoking action.*Restore of guest 100 failed at step "restore".*Unexpected EOF in archive.*` +
+	if !regexp.MustCompile(`Error: Error when invoking action.*Restore of guest 100 failed at step "restore".*Unexpected EOF in archive.*` +
 		`the guest was left.*safety backup\s+local:backup/vzdump-lxc-100-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar\.zst`).MatchString(out) {
 		t.Fatalf("the failure does not name the step, PVE's message, the guest's state and the safety backup:\n%s", out)
 	}

@@ -224,6 +224,9 @@ func uiMessages(t *testing.T, out string) []uiMessage {
 	return msgs
 }
 
+// flat joins Terraform's word-wrapped output into single-spaced text.
+func flat(out string) string { return strings.Join(strings.Fields(out), " ") }
+
 // cleanTerraformEnv drops the variables that would change what a terraform
 // command does from the test's environment.
 func cleanTerraformEnv(env []string) []string {
