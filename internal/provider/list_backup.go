@@ -148,10 +148,11 @@ func importedBackupModel(b *pve.Backup) backupModel {
 }
 
 func backupDisplayName(b *pve.Backup) string {
-	name := fmt.Sprintf("%s (guest %d, %s, %s)", b.VolID, b.VMID, b.CreatedAt.UTC().Format(time.DateTime), humanBytes(b.Size))
+	name := fmt.Sprintf("%s on %s (guest %d, %s UTC, %s", b.Filename, b.Storage, b.VMID, b.CreatedAt.UTC().Format(time.DateTime), humanBytes(b.Size))
 	if b.Protected {
-		name += " protected"
+		name += ", protected"
 	}
+	name += ")"
 	if b.Notes != "" {
 		name += ": " + b.Notes
 	}

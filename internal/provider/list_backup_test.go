@@ -143,9 +143,8 @@ list "proxmoxapp_backup" "web_all" {
 		if node := r[1].identityString(t, "node"); node != "pve1" {
 			t.Errorf("identity.node of %s is %q, want pve1", older.VolID, node)
 		}
-		if !strings.Contains(r[1].DisplayName, older.VolID) || !strings.Contains(r[1].DisplayName, "guest 100") ||
-			!strings.Contains(r[1].DisplayName, "protected") || !strings.Contains(r[1].DisplayName, "web before v2") {
-			t.Errorf("display name %q should name the volid, the guest, protection and the notes", r[1].DisplayName)
+		if want := older.Filename + " on local (guest 100, " + older.CreatedAt.UTC().Format(time.DateTime) + " UTC, " + humanBytes(older.Size) + ", protected): web before v2"; r[1].DisplayName != want {
+			t.Errorf("display name %q, want %q", r[1].DisplayName, want)
 		}
 	}
 	if r := got["list.proxmoxapp_backup.pve2"]; len(r) > 0 && r[0].identityString(t, "node") != "pve2" {

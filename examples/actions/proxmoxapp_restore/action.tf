@@ -11,10 +11,12 @@ data "proxmoxapp_backups" "app" {
   storage = "local"
 }
 
+# Terraform evaluates an action's config on every plan, invoked or not: try()
+# keeps plans working while guest 100 has no backup yet.
 action "proxmoxapp_restore" "rollback" {
   config {
     vmid   = 100
-    backup = var.rollback_to != "" ? var.rollback_to : data.proxmoxapp_backups.app.latest.volid
+    backup = var.rollback_to != "" ? var.rollback_to : try(data.proxmoxapp_backups.app.latest.volid, null)
     # Keep the safety backup off the listing above, so the next rollback does
     # not pick it as the newest backup.
     safety_backup_storage = "nas"
