@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	_ action.Action              = (*restoreAction)(nil)
-	_ action.ActionWithConfigure = (*restoreAction)(nil)
+	_ action.Action               = (*restoreAction)(nil)
+	_ action.ActionWithConfigure  = (*restoreAction)(nil)
+	_ action.ActionWithModifyPlan = (*restoreAction)(nil)
 )
 
 // NewRestoreAction is the factory of action "proxmoxapp_restore".
@@ -132,6 +133,43 @@ func (a *restoreAction) Schema(ctx context.Context, _ action.SchemaRequest, resp
 					"`2h`). A quarter of it is spent at most waiting for another operation's lock on the guest.",
 			}),
 		},
+	}
+}
+
+// ModifyPlan refuses, when the restore is planned, what cheaply and certainly
+// fails: a backup of the wrong guest type for an existing guest, or a node
+// that is not the guest's. It runs only for a planned invocation, with one
+// cluster lookup; anything it cannot decide is left to the invocation.
+func (a *restoreAction) ModifyPlan(ctx context.Context, req action.ModifyPlanRequest, resp *action.ModifyPlanResponse) {
+	if a.data == nil {
+		return
+	}
+	var cfg restoreActionModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() || cfg.VMID.IsUnknown() || cfg.Backup.IsUnknown() || cfg.Backup.IsNull() {
+		return
+	}
+	bn, err := pve.ParseBackupVolID(cfg.Backup.ValueString())
+	if err != nil {
+		return // the validator reports it
+	}
+	vmid := int(cfg.VMID.ValueInt64())
+	g, err := a.data.client.FindGuest(ctx, vmid)
+	if err != nil {
+		tflog.Debug(ctx, "plan-time guest lookup skipped", map[string]any{"vmid": vmid, "error": err.Error()})
+		return
+	}
+	if g.Type != bn.GuestType {
+		resp.Diagnostics.AddAttributeError(path.Root("backup"), "Backup does not fit the guest",
+			fmt.Sprintf("%s is a %s backup, but guest %d (%s on node %s) is a %s. A %s backup can only be restored "+
+				"onto a %s, or into a vmid that does not exist yet. Nothing was changed.",
+				cfg.Backup.ValueString(), guestKind(bn.GuestType), vmid, g.Name, g.Node, guestKind(g.Type),
+				guestKind(bn.GuestType), guestKind(bn.GuestType)))
+	}
+	if node := cfg.Node; !node.IsUnknown() && !node.IsNull() && node.ValueString() != g.Node {
+		resp.Diagnostics.AddAttributeError(path.Root("node"), "Guest is on another node",
+			fmt.Sprintf("guest %d is on node %s, not on node %s: PVE can only restore over a guest on its own node. "+
+				"Leave node unset or set it to %q. Nothing was changed.", vmid, g.Node, node.ValueString(), g.Node))
 	}
 }
 

@@ -230,3 +230,59 @@ resource "terraform_data" "rollback_request" {
 	}
 	guestIsNow(t, env, 100, "running")
 }
+
+// TestAccActionRestore_wrongGuestType: a VM backup cannot go onto a
+// container. Invoking such a restore fails when it is planned, naming both,
+// before anything happens to the guest: no safety backup, still running.
+func TestAccActionRestore_wrongGuestType(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	vm := takeBackup(t, env.Client(t), 200, "local", "", false)
+	tf := newTF114(t)
+	tf.write("main.tf", tf114Config(env)+`
+variable "backup" {
+  type = string
+}
+
+action "proxmoxapp_restore" "wrong" {
+  config {
+    vmid   = 100
+    backup = var.backup
+  }
+}
+
+action "proxmoxapp_restore" "elsewhere" {
+  config {
+    vmid   = 100
+    node   = "pve2"
+    backup = var.backup
+  }
+}
+`)
+	tf.init()
+	res := tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.wrong", "-var=backup="+vm.VolID)
+	out := flat(res.stdout + res.stderr)
+	for _, want := range []string{
+		"Error: Backup does not fit the guest",
+		vm.VolID + " is a VM (qemu) backup, but guest 100 (web on node pve1) is a container (lxc).",
+		"Nothing was changed.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Action started") {
+		t.Errorf("the action started although the plan refused it:\n%s", out)
+	}
+
+	ct := takeBackup(t, env.Client(t), 100, "local", "", false)
+	res = tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.elsewhere", "-var=backup="+ct.VolID)
+	if out := flat(res.stdout + res.stderr); !strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
+		t.Errorf("a restore onto the wrong node was not refused at plan time:\n%s", out)
+	}
+	if got := archivesOn(t, env, "pve1", "local"); len(got) != 2 {
+		t.Errorf("archives on local: %v, want only the two taken by the test (no safety backup)", got)
+	}
+	guestIsNow(t, env, 100, "running")
+}
