@@ -40,10 +40,11 @@ func actionBackupDone(t *testing.T, env *acctest.Env, out string) *pve.Backup {
 	return b
 }
 
-// archivesOn lists the archive file names on a simulator dir storage.
-func archivesOn(t *testing.T, env *acctest.Env, node, storage string) []string {
+// archivesOn lists the archive file names on a dir storage of the
+// simulator's node pve1 (where guest 100 lives).
+func archivesOn(t *testing.T, env *acctest.Env, storage string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(env.Sim.StorageDumpDir(node, storage))
+	entries, err := os.ReadDir(env.Sim.StorageDumpDir("pve1", storage))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ action "proxmoxapp_backup" "before_v2" {
 	if b.Format != "tar.zst" || b.Protected || b.Notes != "web: taken by the proxmoxapp_backup action" {
 		t.Errorf("default backup: format %s, protected %v, notes %q; want tar.zst, unprotected, the action's default notes", b.Format, b.Protected, b.Notes)
 	}
-	if got := archivesOn(t, env, "pve1", "local"); len(got) != 1 {
+	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Errorf("archives on local after one invocation: %v, want exactly one", got)
 	}
 	if st := tf.state(); st.Values != nil && len(st.Values.RootModule.Resources) > 0 {
@@ -140,7 +141,7 @@ action "proxmoxapp_backup" "before_v2" {
 	if !strings.Contains(res.stdout, "INFO: backup mode: stop") {
 		t.Errorf("the stop-mode backup's log does not say so:\n%s", res.stdout)
 	}
-	guestIsNow(t, env, 100, "running")
+	guestRunning(t, env, 100)
 }
 
 // TestAccActionBackup_beforeUpdate is the intended use: an action_trigger on
@@ -182,7 +183,7 @@ resource "terraform_data" "app" {
 
 	// Create: before_update does not fire.
 	tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0")
-	if got := archivesOn(t, env, "pve1", "local"); len(got) != 0 {
+	if got := archivesOn(t, env, "local"); len(got) != 0 {
 		t.Fatalf("the action ran on create: %v", got)
 	}
 
@@ -204,7 +205,7 @@ resource "terraform_data" "app" {
 			updating = i
 		}
 	}
-	if started == 0 || progress == 0 || completed == 0 || updating == 0 || !(started < progress && progress < completed && completed < updating) {
+	if started == 0 || progress == 0 || completed == 0 || updating == 0 || started >= progress || progress >= completed || completed >= updating {
 		t.Fatalf("want action start < progress < action complete < update of terraform_data.app, got %d < %d < %d < %d:\n%s",
 			started, progress, completed, updating, res.stdout)
 	}
@@ -215,7 +216,7 @@ resource "terraform_data" "app" {
 
 	// No change: no backup.
 	tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=2.0")
-	if got := archivesOn(t, env, "pve1", "local"); len(got) != 1 {
+	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Fatalf("archives after an apply without changes: %v, want the one from the update", got)
 	}
 
@@ -236,7 +237,7 @@ resource "terraform_data" "app" {
 	if strings.Contains(out, "terraform_data.app: Modifying") {
 		t.Errorf("the update went ahead although the backup before it failed:\n%s", out)
 	}
-	if got := archivesOn(t, env, "pve1", "local"); len(got) != 1 {
+	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Errorf("archives after the failed backup: %v, want only the earlier one", got)
 	}
 	st := tf.state()
@@ -247,13 +248,13 @@ resource "terraform_data" "app" {
 	if err := knownvalue.StringExact("2.0").CheckValue(attrs["output"]); err != nil {
 		t.Errorf("terraform_data.app output after the failed backup: %v", err)
 	}
-	guestIsNow(t, env, 100, "running")
+	guestRunning(t, env, 100)
 }
 
-// guestIsNow fails the test unless the guest is in status and unlocked.
-func guestIsNow(t *testing.T, env *acctest.Env, vmid int, status string) {
+// guestRunning fails the test unless the guest runs and is unlocked.
+func guestRunning(t *testing.T, env *acctest.Env, vmid int) {
 	t.Helper()
-	if err := guestIs(env, vmid, status)(nil); err != nil {
+	if err := guestIs(env, vmid, "running")(nil); err != nil {
 		t.Error(err)
 	}
 }

@@ -99,7 +99,7 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	if err := treeIs(root, &atBackup)(nil); err != nil {
 		t.Errorf("after the restore: %v", err)
 	}
-	guestIsNow(t, env, 100, "running")
+	guestRunning(t, env, 100)
 	m := reActionSafety.FindStringSubmatch(res.stdout)
 	if m == nil {
 		t.Fatalf("no safety backup named in:\n%s", res.stdout)
@@ -119,7 +119,7 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	if err := treeIs(env.Sim.GuestRootfs(150), &beforeRestore)(nil); err != nil {
 		t.Errorf("the safety backup does not hold the pre-restore files: %v", err)
 	}
-	guestIsNow(t, env, 150, "running")
+	guestRunning(t, env, 150)
 }
 
 // TestAccActionRestore_failure: a restore task that fails midway fails the
@@ -177,7 +177,7 @@ action "proxmoxapp_restore" "recover" {
 	if err := treeIs(root, &precious)(nil); err != nil {
 		t.Errorf("after recovering from the safety backup: %v", err)
 	}
-	guestIsNow(t, env, 100, "running")
+	guestRunning(t, env, 100)
 }
 
 // TestAccActionRestore_beforeUpdate: the restore can also hang off another
@@ -228,7 +228,7 @@ resource "terraform_data" "rollback_request" {
 	if err := treeIs(root, &atBackup)(nil); err != nil {
 		t.Errorf("after the triggered restore: %v", err)
 	}
-	guestIsNow(t, env, 100, "running")
+	guestRunning(t, env, 100)
 }
 
 // TestAccActionRestore_wrongGuestType: a VM backup cannot go onto a
@@ -281,8 +281,8 @@ action "proxmoxapp_restore" "elsewhere" {
 	if out := flat(res.stdout + res.stderr); !strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
 		t.Errorf("a restore onto the wrong node was not refused at plan time:\n%s", out)
 	}
-	if got := archivesOn(t, env, "pve1", "local"); len(got) != 2 {
+	if got := archivesOn(t, env, "local"); len(got) != 2 {
 		t.Errorf("archives on local: %v, want only the two taken by the test (no safety backup)", got)
 	}
-	guestIsNow(t, env, 100, "running")
+	guestRunning(t, env, 100)
 }
