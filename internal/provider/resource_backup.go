@@ -110,7 +110,7 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:      true,
 				Default:       stringdefault.StaticString("snapshot"),
 				Validators:    []validator.String{stringvalidator.OneOf(backupModes...)},
-				PlanModifiers: append(replace, modeStaysUnknownAfterImport{}),
+				PlanModifiers: append(replace, modeStaysNullAfterImport{}),
 			},
 			"compress": schema.StringAttribute{
 				MarkdownDescription: "Compression: `zstd` (default), `gzip`, `lzo` or `none`. Note that PVE's API " +

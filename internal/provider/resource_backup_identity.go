@@ -80,24 +80,24 @@ func backupImportIDFromIdentity(ctx context.Context, identity *tfsdk.ResourceIde
 	return id.VolID.ValueString(), diags
 }
 
-// modeStaysUnknownAfterImport keeps mode null on an imported backup whose
+// modeStaysNullAfterImport keeps mode null on an imported backup whose
 // configuration does not set it. vzdump does not record the mode, so an
 // import leaves it null; without this the default ("snapshot") would show
 // as a change on the first plan after every import, and the configuration
 // `terraform query -generate-config-out` writes would never plan empty.
-type modeStaysUnknownAfterImport struct{}
+type modeStaysNullAfterImport struct{}
 
-var _ planmodifier.String = modeStaysUnknownAfterImport{}
+var _ planmodifier.String = modeStaysNullAfterImport{}
 
-func (modeStaysUnknownAfterImport) Description(context.Context) string {
+func (modeStaysNullAfterImport) Description(context.Context) string {
 	return "An imported backup keeps no mode unless the configuration sets one."
 }
 
-func (m modeStaysUnknownAfterImport) MarkdownDescription(ctx context.Context) string {
+func (m modeStaysNullAfterImport) MarkdownDescription(ctx context.Context) string {
 	return m.Description(ctx)
 }
 
-func (modeStaysUnknownAfterImport) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+func (modeStaysNullAfterImport) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
 	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
 		return // create or destroy
 	}

@@ -72,10 +72,10 @@ func TestBackupImportIDFromIdentity(t *testing.T) {
 	}
 }
 
-// TestModeStaysUnknownAfterImport: only an existing backup whose state and
+// TestModeStaysNullAfterImport: only an existing backup whose state and
 // configuration both lack a mode keeps it null; a create gets the default
 // and a configured mode is planned as configured.
-func TestModeStaysUnknownAfterImport(t *testing.T) {
+func TestModeStaysNullAfterImport(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	existing := tfsdk.State{Raw: tftypes.NewValue(tftypes.Object{}, map[string]tftypes.Value{})}
@@ -99,7 +99,7 @@ func TestModeStaysUnknownAfterImport(t *testing.T) {
 			}
 			req := planmodifier.StringRequest{State: tc.state, Plan: plan, StateValue: tc.stateV, ConfigValue: tc.confV, PlanValue: planned}
 			resp := planmodifier.StringResponse{PlanValue: req.PlanValue}
-			modeStaysUnknownAfterImport{}.PlanModifyString(ctx, req, &resp)
+			modeStaysNullAfterImport{}.PlanModifyString(ctx, req, &resp)
 			if !resp.PlanValue.Equal(tc.want) {
 				t.Fatalf("planned %s, want %s", resp.PlanValue, tc.want)
 			}
