@@ -87,6 +87,20 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 		t.Errorf("terraform query shows %d backups on local, want 3:\n%s", n, res.stdout)
 	}
 
+	// The configuration the query generates for them is complete and valid.
+	tf.ok("query", "-no-color", "-var=app_version=3.0", "-generate-config-out=backups.tf")
+	generated, err := os.ReadFile(filepath.Join(tf.dir, "backups.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(generated), "vmid            = 100"); n != 3 {
+		t.Errorf("backups.tf has %d resource blocks with vmid = 100, want 3:\n%s", n, generated)
+	}
+	tf.ok("validate", "-no-color")
+	if err := os.Remove(filepath.Join(tf.dir, "backups.tf")); err != nil {
+		t.Fatal(err)
+	}
+
 	tf.ok("destroy", "-no-color", "-auto-approve", "-var=app_version=3.0")
 	if got := archivesOn(t, env, "local"); len(got) != 3 {
 		t.Errorf("destroy touched the backups: %v", got)
