@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/action/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
@@ -19,8 +20,9 @@ import (
 )
 
 var (
-	_ action.Action              = (*backupAction)(nil)
-	_ action.ActionWithConfigure = (*backupAction)(nil)
+	_ action.Action               = (*backupAction)(nil)
+	_ action.ActionWithConfigure  = (*backupAction)(nil)
+	_ action.ActionWithModifyPlan = (*backupAction)(nil)
 )
 
 // defaultActionBackupNotes marks backups taken by the action, which no
@@ -79,7 +81,7 @@ func (a *backupAction) Schema(ctx context.Context, _ action.SchemaRequest, resp 
 			},
 			"node": schema.StringAttribute{
 				MarkdownDescription: "Node the guest runs on. Found from the cluster when omitted; when set and the guest " +
-					"is elsewhere, the action fails instead of backing up nothing.",
+					"is elsewhere, the plan fails instead of vzdump backing up nothing.",
 				Optional:   true,
 				Validators: nodeValidators(),
 			},
@@ -132,6 +134,31 @@ func (a *backupAction) Schema(ctx context.Context, _ action.SchemaRequest, resp 
 				InvokeDescription: "How long the backup may take, as a duration such as `30m` or `2h` (default `2h`).",
 			}),
 		},
+	}
+}
+
+// ModifyPlan refuses, when the backup is planned, a node the guest is not
+// on: vzdump would back up nothing there. A guest that does not exist yet is
+// left to the invocation, since the same apply may create it.
+func (a *backupAction) ModifyPlan(ctx context.Context, req action.ModifyPlanRequest, resp *action.ModifyPlanResponse) {
+	if a.data == nil {
+		return
+	}
+	var cfg backupActionModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() || cfg.VMID.IsUnknown() || cfg.Node.IsUnknown() || cfg.Node.IsNull() {
+		return
+	}
+	vmid := int(cfg.VMID.ValueInt64())
+	g, err := a.data.client.FindGuest(ctx, vmid)
+	if err != nil {
+		tflog.Debug(ctx, "plan-time guest lookup skipped", map[string]any{"vmid": vmid, "error": err.Error()})
+		return
+	}
+	if node := cfg.Node.ValueString(); node != g.Node {
+		resp.Diagnostics.AddAttributeError(path.Root("node"), "Guest is on another node",
+			fmt.Sprintf("guest %d is on node %s, not on node %s: vzdump only backs up guests of its own node. "+
+				"Leave node unset or set it to %q.", vmid, g.Node, node, g.Node))
 	}
 }
 

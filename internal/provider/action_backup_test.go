@@ -87,6 +87,13 @@ action "proxmoxapp_backup" "now" {
   }
 }
 
+action "proxmoxapp_backup" "wrong_node" {
+  config {
+    vmid = 100
+    node = "pve2"
+  }
+}
+
 action "proxmoxapp_backup" "before_v2" {
   config {
     vmid      = 100
@@ -142,6 +149,16 @@ action "proxmoxapp_backup" "before_v2" {
 		t.Errorf("the stop-mode backup's log does not say so:\n%s", res.stdout)
 	}
 	guestRunning(t, env, 100)
+
+	// A node the guest is not on is refused when planned: nothing runs.
+	res = tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.wrong_node")
+	if out := flat(res.stdout + res.stderr); !strings.Contains(out, "Error: Guest is on another node") ||
+		!strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
+		t.Errorf("a backup on the wrong node was not refused at plan time:\n%s", out)
+	}
+	if got := archivesOn(t, env, "local"); len(got) != 1 {
+		t.Errorf("archives on local after the refused backup: %v, want only the first one", got)
+	}
 }
 
 // TestAccActionBackup_beforeUpdate is the intended use: an action_trigger on
