@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/list"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -43,7 +45,11 @@ var envForField = map[string]string{
 	pve.FieldCACert:   envCACert,
 }
 
-var _ provider.Provider = (*proxmoxappProvider)(nil)
+var (
+	_ provider.Provider                  = (*proxmoxappProvider)(nil)
+	_ provider.ProviderWithActions       = (*proxmoxappProvider)(nil)
+	_ provider.ProviderWithListResources = (*proxmoxappProvider)(nil)
+)
 
 type proxmoxappProvider struct {
 	version string
@@ -169,6 +175,8 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 	data := &providerData{client: client}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	resp.ActionData = data
+	resp.ListResourceData = data
 }
 
 func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Resource {
@@ -184,6 +192,19 @@ func (p *proxmoxappProvider) Resources(_ context.Context) []func() resource.Reso
 func (p *proxmoxappProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{NewBackupsDataSource, NewBackupJobCoverageDataSource, NewBackupJobResultsDataSource,
 		NewBackupRetentionDataSource}
+}
+
+// Actions need Terraform 1.14 or later; older versions never ask for them.
+func (p *proxmoxappProvider) Actions(_ context.Context) []func() action.Action {
+	return []func() action.Action{
+		NewBackupAction,
+		NewRestoreAction,
+	}
+}
+
+// ListResources (for `terraform query`) need Terraform 1.14 or later.
+func (p *proxmoxappProvider) ListResources(_ context.Context) []func() list.ListResource {
+	return []func() list.ListResource{NewBackupListResource}
 }
 
 // resolveProviderConfig merges the configuration with the environment and

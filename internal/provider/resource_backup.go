@@ -58,6 +58,8 @@ type backupResource struct {
 
 func (r *backupResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_backup"
+	// a rotation writes a new archive: its identity (the volid) changes
+	resp.ResourceBehavior.MutableIdentity = true
 }
 
 func (r *backupResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
@@ -109,6 +111,8 @@ func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:   true,
 				Default:    stringdefault.StaticString("snapshot"),
 				Validators: []validator.String{stringvalidator.OneOf(backupModes...)},
+				// an imported backup whose configuration leaves mode unset keeps it unset
+				PlanModifiers: []planmodifier.String{modeStaysNullAfterImport{}},
 			},
 			"compress": schema.StringAttribute{
 				MarkdownDescription: "Compression: `zstd` (default), `gzip`, `lzo` or `none`. Note that PVE's API " +
@@ -269,6 +273,7 @@ func (r *backupResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateNotesRendered, encodePrivateString(result.Backup.Notes))...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &plan)...)
 }
 
 // backupOptions maps the model's arguments to a vzdump run.
@@ -344,6 +349,9 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 		tflog.Warn(ctx, "backup no longer on the storage; removing it from state", map[string]any{"volid": state.ID.ValueString()})
 		resp.Diagnostics.AddWarning("Backup removed outside Terraform",
 			fmt.Sprintf("%s is no longer on storage %q; the next apply takes a new backup.", state.ID.ValueString(), state.Storage.ValueString()))
+		// The framework wants an identity even for a removed resource when
+		// Terraform (< 1.12) sent none.
+		resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &state)...)
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -371,6 +379,7 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 	}
 	state.applyBackup(b)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &state)...)
 }
 
 func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -414,6 +423,7 @@ func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest,
 	plan.TaskID = state.TaskID
 	plan.applyBackup(b)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &plan)...)
 }
 
 func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -456,8 +466,15 @@ func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 }
 
-// ImportState accepts "<volid>" or "<node>/<volid>".
+// ImportState accepts "<volid>" or "<node>/<volid>", or the identity.
 func (r *backupResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if req.ID == "" {
+		var diags diag.Diagnostics
+		req.ID, diags = backupImportIDFromIdentity(ctx, req.Identity)
+		if resp.Diagnostics.Append(diags...); diags.HasError() {
+			return
+		}
+	}
 	node, volid := "", req.ID
 	if i := strings.Index(req.ID, "/"); i > 0 && !strings.Contains(req.ID[:i], ":") {
 		node, volid = req.ID[:i], req.ID[i+1:]

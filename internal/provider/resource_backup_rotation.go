@@ -131,6 +131,7 @@ func (r *backupResource) rotate(ctx context.Context, req resource.UpdateRequest,
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateSuperseded, raw)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(setBackupIdentity(ctx, resp.Identity, &plan)...)
 }
 
 // deleteOwnedBackup deletes an archive this resource made, unprotecting it
