@@ -27,6 +27,8 @@ type Env struct {
 	Storage string
 	// Node of VMID ("" against a real node: let the provider find it).
 	Node string
+	// opts started Sim (MigrateGuest starts it again).
+	opts pvesim.Options
 }
 
 // liveNode serializes the tests that share the lab node's test guest.
@@ -71,19 +73,20 @@ func newEnv(t *testing.T, cfg *pvesim.Config, taskOverhead time.Duration) *Env {
 		t.Cleanup(liveNode.Unlock)
 		return &Env{VMID: vmid, Storage: storage}
 	}
-	sim, err := pvesim.Start(pvesim.Options{
+	opts := pvesim.Options{
 		DataDir: t.TempDir(),
 		Config:  cfg,
 		// Fast enough for a quick suite, slow enough that every task is
 		// really waited for.
 		Throughput:   512 << 20,
 		TaskOverhead: taskOverhead,
-	})
+	}
+	sim, err := pvesim.Start(opts)
 	if err != nil {
 		t.Fatalf("starting the PVE simulator: %v", err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	return &Env{Sim: sim, VMID: 100, Storage: "local", Node: "pve1"}
+	return &Env{Sim: sim, VMID: 100, Storage: "local", Node: "pve1", opts: opts}
 }
 
 // RequireSim skips tests that need the simulator's faults or inventory.
