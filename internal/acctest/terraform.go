@@ -35,13 +35,50 @@ type Terraform struct {
 	env []string
 }
 
-// NewTerraform serves the provider and prepares a working directory.
+// EnvTerraform names the Terraform binary of the suite (1.5.7), and
+// EnvTerraform114 the Terraform 1.14 that actions (`terraform apply
+// -invoke`, action_trigger) and `terraform query` need; terraform-plugin-
+// testing reads one Terraform per process and has no -invoke, so the tests
+// of those drive 1.14 through NewTerraform114.
+const (
+	EnvTerraform    = "TF_ACC_TERRAFORM_PATH"
+	EnvTerraform114 = "TF_ACC_TERRAFORM_1_14_PATH"
+)
+
+// NewTerraform serves the provider and prepares a working directory for
+// the suite's Terraform (TF_ACC_TERRAFORM_PATH).
 func NewTerraform(t *testing.T, server func() tfprotov6.ProviderServer) *Terraform {
 	t.Helper()
-	bin := os.Getenv("TF_ACC_TERRAFORM_PATH")
+	bin := os.Getenv(EnvTerraform)
 	if bin == "" {
-		t.Fatal("TF_ACC_TERRAFORM_PATH must name the Terraform binary (make test sets it)")
+		t.Fatal(EnvTerraform + " must name the Terraform binary (make test sets it)")
 	}
+	return NewTerraformWith(t, bin, server)
+}
+
+// NewTerraform114 is NewTerraform for Terraform 1.14
+// (TF_ACC_TERRAFORM_1_14_PATH). Without that binary the test is skipped,
+// saying why.
+func NewTerraform114(t *testing.T, server func() tfprotov6.ProviderServer) *Terraform {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance tests need TF_ACC=1 (make test sets it)")
+	}
+	bin := os.Getenv(EnvTerraform114)
+	if bin == "" {
+		t.Skipf("needs Terraform 1.14 for actions and terraform query: set %s (make test builds .bin/terraform-1.14.0 and sets it)", EnvTerraform114)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s=%s: %v", EnvTerraform114, bin, err)
+	}
+	return NewTerraformWith(t, bin, server)
+}
+
+// NewTerraformWith serves the provider in-process (Terraform's reattach
+// mode) for the Terraform binary bin, for as long as the test runs, and
+// prepares a working directory.
+func NewTerraformWith(t *testing.T, bin string, server func() tfprotov6.ProviderServer) *Terraform {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	reattach := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
@@ -70,13 +107,39 @@ func NewTerraform(t *testing.T, server func() tfprotov6.ProviderServer) *Terrafo
 		"Protocol": cfg.Protocol, "ProtocolVersion": cfg.ProtocolVersion, "Pid": cfg.Pid, "Test": true,
 		"Addr": map[string]string{"Network": cfg.Addr.Network(), "String": cfg.Addr.String()},
 	}})
-	return &Terraform{t: t, dir: t.TempDir(), bin: bin, env: append(os.Environ(),
+	return &Terraform{t: t, dir: t.TempDir(), bin: bin, env: append(cleanEnv(os.Environ()),
 		"TF_REATTACH_PROVIDERS="+string(info), "TF_CLI_CONFIG_FILE=/dev/null", "CHECKPOINT_DISABLE=1",
-		"TF_IN_AUTOMATION=1", "TF_INPUT=0")}
+		"TF_IN_AUTOMATION=1", "TF_INPUT=0", "NO_COLOR=1")}
+}
+
+// cleanEnv drops the variables that would change what a terraform command
+// does (extra arguments, another workspace or data directory, the
+// provider's own PROXMOX_VE_* settings) from the test's environment.
+func cleanEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "TF_CLI_ARGS"), name == "TF_WORKSPACE", name == "TF_DATA_DIR",
+			name == "TF_REATTACH_PROVIDERS", name == "TF_CLI_CONFIG_FILE", name == "TF_APPEND_USER_AGENT",
+			strings.HasPrefix(name, "PROXMOX_VE_"):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // Dir is the working directory.
 func (tf *Terraform) Dir() string { return tf.dir }
+
+// WriteFile puts a file into the working directory as it is.
+func (tf *Terraform) WriteFile(name, content string) {
+	tf.t.Helper()
+	if err := os.WriteFile(filepath.Join(tf.dir, name), []byte(content), 0o644); err != nil {
+		tf.t.Fatal(err)
+	}
+}
 
 // SetConfig writes main.tf, with the required_providers block added.
 func (tf *Terraform) SetConfig(config string) {
@@ -98,10 +161,47 @@ type Result struct {
 // Output is stdout and stderr together.
 func (r Result) Output() string { return r.Stdout + r.Stderr }
 
+// String is the command, its exit code and its output, for failure messages.
+func (r Result) String() string {
+	return fmt.Sprintf("terraform %s (exit %d)\n--- stdout\n%s\n--- stderr\n%s", strings.Join(r.Args, " "), r.ExitCode, r.Stdout, r.Stderr)
+}
+
 // Run runs a Terraform command to its end.
 func (tf *Terraform) Run(args ...string) Result {
 	tf.t.Helper()
 	return tf.RunActing(nil, nil, nil, args...)
+}
+
+// Ok runs a command that must succeed.
+func (tf *Terraform) Ok(args ...string) Result {
+	tf.t.Helper()
+	r := tf.Run(args...)
+	if r.ExitCode != 0 {
+		tf.t.Fatalf("unexpected failure: %s", r)
+	}
+	return r
+}
+
+// Fails runs a command that must fail.
+func (tf *Terraform) Fails(args ...string) Result {
+	tf.t.Helper()
+	r := tf.Run(args...)
+	if r.ExitCode == 0 {
+		tf.t.Fatalf("expected a failure: %s", r)
+	}
+	return r
+}
+
+// Plan writes a saved plan (tfplan) and returns it as JSON.
+func (tf *Terraform) Plan(extra ...string) *tfjson.Plan {
+	tf.t.Helper()
+	tf.Ok(append([]string{"plan", "-no-color", "-input=false", "-out=tfplan"}, extra...)...)
+	r := tf.Ok("show", "-json", "-no-color", "tfplan")
+	var p tfjson.Plan
+	if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+		tf.t.Fatalf("terraform show -json tfplan: %v\n%s", err, r.Stdout)
+	}
+	return &p
 }
 
 // Init runs terraform init once the configuration is written.

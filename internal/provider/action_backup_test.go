@@ -79,7 +79,7 @@ func TestAccActionBackup_invoke(t *testing.T) {
 	env := acctest.New(t)
 	env.RequireSim(t)
 	tf := newTF114(t)
-	tf.write("main.tf", tf114Config(env)+`
+	tf.WriteFile("main.tf", tf114Config(env)+`
 action "proxmoxapp_backup" "now" {
   config {
     vmid    = 100
@@ -105,11 +105,11 @@ action "proxmoxapp_backup" "before_v2" {
   }
 }
 `)
-	tf.init()
+	tf.Init()
 
-	res := tf.ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.now")
+	res := tf.Ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.now")
 	const prefix = "Action action.proxmoxapp_backup.now (triggered by CLI): "
-	inOrder(t, res.stdout,
+	inOrder(t, res.Stdout,
 		"Action started: action.proxmoxapp_backup.now (triggered by CLI)",
 		prefix+"backing up guest 100 to storage local (mode snapshot)",
 		prefix+"INFO: starting new backup job: vzdump 100",
@@ -119,19 +119,19 @@ action "proxmoxapp_backup" "before_v2" {
 		"Action complete: action.proxmoxapp_backup.now (triggered by CLI)",
 		"Apply complete! Resources: 0 added, 0 changed, 0 destroyed. Actions: 1 invoked.",
 	)
-	b := actionBackupDone(t, env, res.stdout)
+	b := actionBackupDone(t, env, res.Stdout)
 	if b.Format != "tar.zst" || b.Protected || b.Notes != "web: taken by the proxmoxapp_backup action" {
 		t.Errorf("default backup: format %s, protected %v, notes %q; want tar.zst, unprotected, the action's default notes", b.Format, b.Protected, b.Notes)
 	}
 	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Errorf("archives on local after one invocation: %v, want exactly one", got)
 	}
-	if st := tf.state(); st.Values != nil && len(st.Values.RootModule.Resources) > 0 {
+	if st := tf.State(); st.Values != nil && len(st.Values.RootModule.Resources) > 0 {
 		t.Errorf("an action must leave no state, found %d resources", len(st.Values.RootModule.Resources))
 	}
 
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.before_v2")
-	b = actionBackupDone(t, env, res.stdout)
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.before_v2")
+	b = actionBackupDone(t, env, res.Stdout)
 	for what, check := range map[string]struct {
 		got   any
 		value knownvalue.Check
@@ -145,14 +145,14 @@ action "proxmoxapp_backup" "before_v2" {
 			t.Errorf("%s: %v", what, err)
 		}
 	}
-	if !strings.Contains(res.stdout, "INFO: backup mode: stop") {
-		t.Errorf("the stop-mode backup's log does not say so:\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "INFO: backup mode: stop") {
+		t.Errorf("the stop-mode backup's log does not say so:\n%s", res.Stdout)
 	}
 	guestRunning(t, env, 100)
 
 	// A node the guest is not on is refused when planned: nothing runs.
-	res = tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.wrong_node")
-	if out := flat(res.stdout + res.stderr); !strings.Contains(out, "Error: Guest is on another node") ||
+	res = tf.Fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.wrong_node")
+	if out := acctest.Flat(res.Stdout + res.Stderr); !strings.Contains(out, "Error: Guest is on another node") ||
 		!strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
 		t.Errorf("a backup on the wrong node was not refused at plan time:\n%s", out)
 	}
@@ -171,7 +171,7 @@ func TestAccActionBackup_beforeUpdate(t *testing.T) {
 	env := acctest.New(t)
 	env.RequireSim(t)
 	tf := newTF114(t)
-	tf.write("main.tf", tf114Config(env)+`
+	tf.WriteFile("main.tf", tf114Config(env)+`
 variable "app_version" {
   type = string
 }
@@ -196,27 +196,27 @@ resource "terraform_data" "app" {
   }
 }
 `)
-	tf.init()
+	tf.Init()
 
 	// Create: before_update does not fire.
-	tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0")
+	tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0")
 	if got := archivesOn(t, env, "local"); len(got) != 0 {
 		t.Fatalf("the action ran on create: %v", got)
 	}
 
 	// Update: the backup runs first and finishes before the change starts.
-	res := tf.ok("apply", "-json", "-auto-approve", "-var=app_version=2.0")
+	res := tf.Ok("apply", "-json", "-auto-approve", "-var=app_version=2.0")
 	var started, completed, updating, progress int
-	for i, m := range uiMessages(t, res.stdout) {
+	for i, m := range acctest.UIMessages(t, res.Stdout) {
 		switch {
-		case m.Type == "action_start" && m.actionAddr() == "action.proxmoxapp_backup.pre_upgrade":
+		case m.Type == "action_start" && m.ActionAddr() == "action.proxmoxapp_backup.pre_upgrade":
 			if m.Hook.Lifecycle == nil || m.Hook.Lifecycle.Resource.Addr != "terraform_data.app" || m.Hook.Lifecycle.TriggerEvent != "BeforeUpdate" {
 				t.Errorf("action started by %+v, want terraform_data.app before_update", m.Hook.Lifecycle)
 			}
 			started = i
 		case m.Type == "action_progress" && strings.Contains(m.Hook.Message, "INFO: Starting Backup of VM 100"):
 			progress = i
-		case m.Type == "action_complete" && m.actionAddr() == "action.proxmoxapp_backup.pre_upgrade":
+		case m.Type == "action_complete" && m.ActionAddr() == "action.proxmoxapp_backup.pre_upgrade":
 			completed = i
 		case m.Type == "apply_start" && m.Hook.Resource.Addr == "terraform_data.app":
 			updating = i
@@ -224,23 +224,23 @@ resource "terraform_data" "app" {
 	}
 	if started == 0 || progress == 0 || completed == 0 || updating == 0 || started >= progress || progress >= completed || completed >= updating {
 		t.Fatalf("want action start < progress < action complete < update of terraform_data.app, got %d < %d < %d < %d:\n%s",
-			started, progress, completed, updating, res.stdout)
+			started, progress, completed, updating, res.Stdout)
 	}
-	b := actionBackupDone(t, env, res.stdout)
+	b := actionBackupDone(t, env, res.Stdout)
 	if b.Notes != "before app 2.0" {
 		t.Errorf("notes %q, want %q", b.Notes, "before app 2.0")
 	}
 
 	// No change: no backup.
-	tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=2.0")
+	tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=2.0")
 	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Fatalf("archives after an apply without changes: %v, want the one from the update", got)
 	}
 
 	// The backup fails: the change is not made, nothing is left behind.
 	env.Sim.FailTask("vzdump", 100, "vma_queue_write: write error - No space left on device")
-	res = tf.fails("apply", "-no-color", "-auto-approve", "-var=app_version=3.0")
-	out := flat(res.stdout + res.stderr)
+	res = tf.Fails("apply", "-no-color", "-auto-approve", "-var=app_version=3.0")
+	out := acctest.Flat(res.Stdout + res.Stderr)
 	for _, want := range []string{
 		"Action failed: action.proxmoxapp_backup.pre_upgrade (triggered by terraform_data.app)",
 		"Error: Error when invoking action",
@@ -257,7 +257,7 @@ resource "terraform_data" "app" {
 	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Errorf("archives after the failed backup: %v, want only the earlier one", got)
 	}
-	st := tf.state()
+	st := tf.State()
 	attrs, err := resourceAttrs(st, "terraform_data.app")
 	if err != nil {
 		t.Fatal(err)

@@ -55,11 +55,11 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	env.RequireSim(t)
 	root := env.Sim.GuestRootfs(100)
 	tf := newTF114(t)
-	tf.write("main.tf", restoreActionConfig(env, ""))
-	tf.init()
+	tf.WriteFile("main.tf", restoreActionConfig(env, ""))
+	tf.Init()
 
 	writeGuestFile(t, root, markerPath, "v1 backed up\n")
-	tf.ok("apply", "-no-color", "-auto-approve")
+	tf.Ok("apply", "-no-color", "-auto-approve")
 	atBackup, err := readTree(root)
 	if err != nil {
 		t.Fatal(err)
@@ -72,17 +72,17 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := tf.ok("apply", "-no-color", "-auto-approve")
-	if !strings.Contains(res.stdout, "Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") || strings.Contains(res.stdout, "Action started") {
-		t.Fatalf("a plain apply did something:\n%s", res.stdout)
+	res := tf.Ok("apply", "-no-color", "-auto-approve")
+	if !strings.Contains(res.Stdout, "Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") || strings.Contains(res.Stdout, "Action started") {
+		t.Fatalf("a plain apply did something:\n%s", res.Stdout)
 	}
 	if err := treeIs(root, &beforeRestore)(nil); err != nil {
 		t.Fatalf("a plain apply touched the guest: %v", err)
 	}
 
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.rollback")
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.rollback")
 	const prefix = "Action action.proxmoxapp_restore.rollback (triggered by CLI): "
-	inOrder(t, res.stdout,
+	inOrder(t, res.Stdout,
 		"Action started: action.proxmoxapp_restore.rollback (triggered by CLI)",
 		prefix+"restoring local:backup/vzdump-lxc-100-",
 		prefix+"taking a safety backup of guest 100 to storage local",
@@ -100,21 +100,21 @@ func TestAccActionRestore_invoke(t *testing.T) {
 		t.Errorf("after the restore: %v", err)
 	}
 	guestRunning(t, env, 100)
-	m := reActionSafety.FindStringSubmatch(res.stdout)
+	m := reActionSafety.FindStringSubmatch(res.Stdout)
 	if m == nil {
-		t.Fatalf("no safety backup named in:\n%s", res.stdout)
+		t.Fatalf("no safety backup named in:\n%s", res.Stdout)
 	}
 	if err := fileExists(filepath.Join(env.Sim.StorageDumpDir("pve1", "local"), m[2])); err != nil {
 		t.Fatalf("safety backup %s: %v", m[1], err)
 	}
-	if st := tf.state(); len(st.Values.RootModule.Resources) != 1 {
+	if st := tf.State(); len(st.Values.RootModule.Resources) != 1 {
 		t.Errorf("the restore action changed the state: %d resources, want only proxmoxapp_backup.b", len(st.Values.RootModule.Resources))
 	}
 
 	// The safety backup holds the files from before the restore.
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.peek", "-var=peek="+m[1])
-	if !strings.Contains(res.stdout, "guest was absent and is running; no safety backup taken") {
-		t.Errorf("restoring into a new guest:\n%s", res.stdout)
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.peek", "-var=peek="+m[1])
+	if !strings.Contains(res.Stdout, "guest was absent and is running; no safety backup taken") {
+		t.Errorf("restoring into a new guest:\n%s", res.Stdout)
 	}
 	if err := treeIs(env.Sim.GuestRootfs(150), &beforeRestore)(nil); err != nil {
 		t.Errorf("the safety backup does not hold the pre-restore files: %v", err)
@@ -132,7 +132,7 @@ func TestAccActionRestore_failure(t *testing.T) {
 	env.RequireSim(t)
 	root := env.Sim.GuestRootfs(100)
 	tf := newTF114(t)
-	tf.write("main.tf", restoreActionConfig(env, `
+	tf.WriteFile("main.tf", restoreActionConfig(env, `
 action "proxmoxapp_restore" "recover" {
   config {
     vmid          = 100
@@ -142,9 +142,9 @@ action "proxmoxapp_restore" "recover" {
   }
 }
 `))
-	tf.init()
+	tf.Init()
 	writeGuestFile(t, root, markerPath, "old\n")
-	tf.ok("apply", "-no-color", "-auto-approve")
+	tf.Ok("apply", "-no-color", "-auto-approve")
 
 	writeGuestFile(t, root, markerPath, "precious, not backed up by hand\n")
 	precious, err := readTree(root)
@@ -152,8 +152,8 @@ action "proxmoxapp_restore" "recover" {
 		t.Fatal(err)
 	}
 	env.Sim.FailTask("vzrestore", 100, "tar: Unexpected EOF in archive")
-	res := tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.rollback")
-	out := flat(res.stdout + res.stderr)
+	res := tf.Fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.rollback")
+	out := acctest.Flat(res.Stdout + res.Stderr)
 	inOrder(t, out,
 		"Action action.proxmoxapp_restore.rollback (triggered by CLI): safety backup: local:backup/vzdump-lxc-100-",
 		"Action action.proxmoxapp_restore.rollback (triggered by CLI): shutting guest 100 down",
@@ -170,9 +170,9 @@ action "proxmoxapp_restore" "recover" {
 	}
 
 	// Recover from the safety backup the error named.
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.recover", "-var=peek="+m[1])
-	if strings.Contains(res.stdout, "taking a safety backup") {
-		t.Errorf("safety_backup = false still took one:\n%s", res.stdout)
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.recover", "-var=peek="+m[1])
+	if strings.Contains(res.Stdout, "taking a safety backup") {
+		t.Errorf("safety_backup = false still took one:\n%s", res.Stdout)
 	}
 	if err := treeIs(root, &precious)(nil); err != nil {
 		t.Errorf("after recovering from the safety backup: %v", err)
@@ -189,7 +189,7 @@ func TestAccActionRestore_beforeUpdate(t *testing.T) {
 	env.RequireSim(t)
 	root := env.Sim.GuestRootfs(100)
 	tf := newTF114(t)
-	tf.write("main.tf", restoreActionConfig(env, `
+	tf.WriteFile("main.tf", restoreActionConfig(env, `
 variable "rollback_request" {
   type = string
 }
@@ -205,21 +205,21 @@ resource "terraform_data" "rollback_request" {
   }
 }
 `))
-	tf.init()
+	tf.Init()
 	writeGuestFile(t, root, markerPath, "v1\n")
-	tf.ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=none")
+	tf.Ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=none")
 	atBackup, err := readTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	writeGuestFile(t, root, markerPath, "v2 broken\n")
-	res := tf.ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=none")
-	if strings.Contains(res.stdout, "Action started") {
-		t.Fatalf("restored without a changed request:\n%s", res.stdout)
+	res := tf.Ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=none")
+	if strings.Contains(res.Stdout, "Action started") {
+		t.Fatalf("restored without a changed request:\n%s", res.Stdout)
 	}
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=ticket-42")
-	inOrder(t, res.stdout,
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=ticket-42")
+	inOrder(t, res.Stdout,
 		"Action started: action.proxmoxapp_restore.rollback (triggered by terraform_data.rollback_request)",
 		"Action action.proxmoxapp_restore.rollback (triggered by terraform_data.rollback_request): shutting guest 100 down",
 		"Action complete: action.proxmoxapp_restore.rollback (triggered by terraform_data.rollback_request)",
@@ -240,7 +240,7 @@ func TestAccActionRestore_wrongGuestType(t *testing.T) {
 	env.RequireSim(t)
 	vm := takeBackup(t, env.Client(t), 200, "local", "", false)
 	tf := newTF114(t)
-	tf.write("main.tf", tf114Config(env)+`
+	tf.WriteFile("main.tf", tf114Config(env)+`
 variable "backup" {
   type = string
 }
@@ -260,9 +260,9 @@ action "proxmoxapp_restore" "elsewhere" {
   }
 }
 `)
-	tf.init()
-	res := tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.wrong", "-var=backup="+vm.VolID)
-	out := flat(res.stdout + res.stderr)
+	tf.Init()
+	res := tf.Fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.wrong", "-var=backup="+vm.VolID)
+	out := acctest.Flat(res.Stdout + res.Stderr)
 	for _, want := range []string{
 		"Error: Backup does not fit the guest",
 		vm.VolID + " is a VM (qemu) backup, but guest 100 (web on node pve1) is a container (lxc).",
@@ -277,8 +277,8 @@ action "proxmoxapp_restore" "elsewhere" {
 	}
 
 	ct := takeBackup(t, env.Client(t), 100, "local", "", false)
-	res = tf.fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.elsewhere", "-var=backup="+ct.VolID)
-	if out := flat(res.stdout + res.stderr); !strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
+	res = tf.Fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.elsewhere", "-var=backup="+ct.VolID)
+	if out := acctest.Flat(res.Stdout + res.Stderr); !strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
 		t.Errorf("a restore onto the wrong node was not refused at plan time:\n%s", out)
 	}
 	if got := archivesOn(t, env, "local"); len(got) != 2 {

@@ -24,21 +24,21 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 	// The example reads its credentials from PROXMOX_VE_*; the provider runs
 	// in this (parallel) test process, so they come in through Terraform's
 	// override file instead, leaving the example's files as written.
-	tf.write("provider_override.tf", env.ProviderConfig())
+	tf.WriteFile("provider_override.tf", env.ProviderConfig())
 	for _, name := range []string{"main.tf", "backups.tfquery.hcl"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "examples", "guides", "backup-before-change", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tf.write(name, string(b))
+		tf.WriteFile(name, string(b))
 	}
-	tf.init()
+	tf.Init()
 	// The "upgrade" writes the version into the app, as a real one would.
 	marker := filepath.Join(root, markerPath)
 	upgrade := `-var=upgrade_command=mkdir -p "$(dirname '` + marker + `')" && echo "app $APP_VERSION" > '` + marker + `'`
 
-	res := tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0", upgrade)
-	inOrder(t, res.stdout, "Action complete: action.proxmoxapp_backup.pre_change", "terraform_data.app: Creating...")
+	res := tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0", upgrade)
+	inOrder(t, res.Stdout, "Action complete: action.proxmoxapp_backup.pre_change", "terraform_data.app: Creating...")
 	if got := archivesOn(t, env, "local"); len(got) != 1 {
 		t.Fatalf("backups before the first change: %v, want one", got)
 	}
@@ -51,8 +51,8 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 	}
 
 	// Version 2.0: backed up first, then changed.
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=2.0", upgrade)
-	inOrder(t, res.stdout,
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=2.0", upgrade)
+	inOrder(t, res.Stdout,
 		"Plan: 1 to add, 0 to change, 1 to destroy. Actions: 1 to invoke.",
 		"Action action.proxmoxapp_backup.pre_change (triggered by terraform_data.app): backup of guest 100 done: local:backup/",
 		"terraform_data.app: Creating...")
@@ -61,15 +61,15 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 	}
 
 	// Version 3.0 fails halfway, leaving the app broken.
-	res = tf.fails("apply", "-no-color", "-auto-approve", "-var=app_version=3.0",
+	res = tf.Fails("apply", "-no-color", "-auto-approve", "-var=app_version=3.0",
 		`-var=upgrade_command=echo "app half-upgraded" > '`+marker+`'; exit 1`)
-	if !strings.Contains(res.stdout, "backup of guest 100 done") {
+	if !strings.Contains(res.Stdout, "backup of guest 100 done") {
 		t.Fatalf("no backup before the failing change:\n%s", res)
 	}
 	// Roll back to the newest backup: the one taken right before 3.0.
-	res = tf.ok("apply", "-no-color", "-auto-approve", "-var=app_version=3.0", "-invoke=action.proxmoxapp_restore.rollback")
-	if !strings.Contains(res.stdout, "taking a safety backup of guest 100 to storage nas") {
-		t.Errorf("the safety backup did not go to nas:\n%s", res.stdout)
+	res = tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=3.0", "-invoke=action.proxmoxapp_restore.rollback")
+	if !strings.Contains(res.Stdout, "taking a safety backup of guest 100 to storage nas") {
+		t.Errorf("the safety backup did not go to nas:\n%s", res.Stdout)
 	}
 	if got, err := os.ReadFile(marker); err != nil || string(got) != "app 2.0\n" {
 		t.Errorf("after the rollback the app holds %q (%v), want version 2.0", got, err)
@@ -82,26 +82,26 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 		t.Errorf("backups on nas after the rollback: %v, want the safety backup", got)
 	}
 
-	res = tf.ok("query", "-no-color", "-var=app_version=3.0")
-	if n := strings.Count(res.stdout, "list.proxmoxapp_backup.app "); n != 3 {
-		t.Errorf("terraform query shows %d backups on local, want 3:\n%s", n, res.stdout)
+	res = tf.Ok("query", "-no-color", "-var=app_version=3.0")
+	if n := strings.Count(res.Stdout, "list.proxmoxapp_backup.app "); n != 3 {
+		t.Errorf("terraform query shows %d backups on local, want 3:\n%s", n, res.Stdout)
 	}
 
 	// The configuration the query generates for them is complete and valid.
-	tf.ok("query", "-no-color", "-var=app_version=3.0", "-generate-config-out=backups.tf")
-	generated, err := os.ReadFile(filepath.Join(tf.dir, "backups.tf"))
+	tf.Ok("query", "-no-color", "-var=app_version=3.0", "-generate-config-out=backups.tf")
+	generated, err := os.ReadFile(filepath.Join(tf.Dir(), "backups.tf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(string(generated), "vmid            = 100"); n != 3 {
 		t.Errorf("backups.tf has %d resource blocks with vmid = 100, want 3:\n%s", n, generated)
 	}
-	tf.ok("validate", "-no-color")
-	if err := os.Remove(filepath.Join(tf.dir, "backups.tf")); err != nil {
+	tf.Ok("validate", "-no-color")
+	if err := os.Remove(filepath.Join(tf.Dir(), "backups.tf")); err != nil {
 		t.Fatal(err)
 	}
 
-	tf.ok("destroy", "-no-color", "-auto-approve", "-var=app_version=3.0")
+	tf.Ok("destroy", "-no-color", "-auto-approve", "-var=app_version=3.0")
 	if got := archivesOn(t, env, "local"); len(got) != 3 {
 		t.Errorf("destroy touched the backups: %v", got)
 	}

@@ -27,11 +27,11 @@ type queryResult struct {
 
 // queryResults runs `terraform query -json` and groups the results by list
 // block address.
-func queryResults(t *testing.T, tf *tf114) map[string][]queryResult {
+func queryResults(t *testing.T, tf *acctest.Terraform) map[string][]queryResult {
 	t.Helper()
-	res := tf.ok("query", "-json", "-no-color")
+	res := tf.Ok("query", "-json", "-no-color")
 	out := map[string][]queryResult{}
-	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
 		var m struct {
 			Type  string      `json:"type"`
 			Found queryResult `json:"list_resource_found"`
@@ -86,8 +86,8 @@ func TestAccListBackup_queryAndImport(t *testing.T) {
 	dbOnNAS := takeBackup(t, c, 101, "nas", "db nightly", false)
 
 	tf := newTF114(t)
-	tf.write("main.tf", tf114Config(env))
-	tf.write("scopes.tfquery.hcl", `
+	tf.WriteFile("main.tf", tf114Config(env))
+	tf.WriteFile("scopes.tfquery.hcl", `
 list "proxmoxapp_backup" "web_local" {
   provider = proxmoxapp
   config {
@@ -118,7 +118,7 @@ list "proxmoxapp_backup" "web_all" {
   }
 }
 `)
-	tf.init()
+	tf.Init()
 
 	got := queryResults(t, tf)
 	volids := func(addr string) []string {
@@ -152,10 +152,10 @@ list "proxmoxapp_backup" "web_all" {
 	}
 
 	// Bring the two backups of guest 100 on local under management.
-	if err := os.Remove(filepath.Join(tf.dir, "scopes.tfquery.hcl")); err != nil {
+	if err := os.Remove(filepath.Join(tf.Dir(), "scopes.tfquery.hcl")); err != nil {
 		t.Fatal(err)
 	}
-	tf.write("web.tfquery.hcl", `
+	tf.WriteFile("web.tfquery.hcl", `
 list "proxmoxapp_backup" "web" {
   provider         = proxmoxapp
   include_resource = true
@@ -165,8 +165,8 @@ list "proxmoxapp_backup" "web" {
   }
 }
 `)
-	tf.ok("query", "-no-color", "-generate-config-out=generated.tf")
-	generated, err := os.ReadFile(filepath.Join(tf.dir, "generated.tf"))
+	tf.Ok("query", "-no-color", "-generate-config-out=generated.tf")
+	generated, err := os.ReadFile(filepath.Join(tf.Dir(), "generated.tf"))
 	if err != nil {
 		t.Fatalf("query -generate-config-out wrote nothing: %v", err)
 	}
@@ -179,7 +179,7 @@ list "proxmoxapp_backup" "web" {
 		t.Errorf("generated.tf imports backups outside the list's scope:\n%s", generated)
 	}
 
-	plan := tf.plan()
+	plan := tf.Plan()
 	var imported []string
 	for _, rc := range plan.ResourceChanges {
 		if rc.Type != "proxmoxapp_backup" {
@@ -199,12 +199,12 @@ list "proxmoxapp_backup" "web" {
 		t.Fatalf("the import plan imports %v, want %v", imported, want)
 	}
 
-	tf.ok("apply", "-no-color", "tfplan")
-	res := tf.run("plan", "-no-color", "-detailed-exitcode")
-	if res.code != 0 {
+	tf.Ok("apply", "-no-color", "tfplan")
+	res := tf.Run("plan", "-no-color", "-detailed-exitcode")
+	if res.ExitCode != 0 {
 		t.Fatalf("the plan after the import is not empty: %s", res)
 	}
-	st := tf.state()
+	st := tf.State()
 	found := 0
 	for _, r := range st.Values.RootModule.Resources {
 		if r.Type != "proxmoxapp_backup" || r.AttributeValues["volid"] != older.VolID {
@@ -244,8 +244,8 @@ func TestAccListBackup_unreadableStorage(t *testing.T) {
 	env.RequireSim(t)
 	takeBackup(t, env.Client(t), 100, "local", "", false)
 	tf := newTF114(t)
-	tf.write("main.tf", tf114Config(env))
-	tf.write("web.tfquery.hcl", `
+	tf.WriteFile("main.tf", tf114Config(env))
+	tf.WriteFile("web.tfquery.hcl", `
 list "proxmoxapp_backup" "web" {
   provider = proxmoxapp
   config {
@@ -253,16 +253,16 @@ list "proxmoxapp_backup" "web" {
   }
 }
 `)
-	tf.init()
+	tf.Init()
 	env.Sim.FailRequests("GET", "/nodes/{node}/storage/{storage}/content", 500, "storage 'local' is not online", 0)
-	res := tf.fails("query", "-no-color", "-generate-config-out=generated.tf")
-	out := flat(res.stdout + res.stderr)
+	res := tf.Fails("query", "-no-color", "-generate-config-out=generated.tf")
+	out := acctest.Flat(res.Stdout + res.Stderr)
 	for _, want := range []string{"Unable to list backups", "listing the backups of guest 100", "storage 'local' is not online"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the failed query does not say %q:\n%s", want, out)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(tf.dir, "generated.tf")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(tf.Dir(), "generated.tf")); !os.IsNotExist(err) {
 		t.Errorf("a failed query generated configuration (stat: %v)", err)
 	}
 }

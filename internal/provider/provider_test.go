@@ -262,3 +262,21 @@ func TestAccProvider_secretsNeverLogged(t *testing.T) {
 	wantLine("[INFO]", "starting vzdump", "node=pve1", "storage=local", "vmid=100")
 	wantLine("[INFO]", "vzdump finished", "node=pve1", `upid="UPID:pve1:`, "volid=local:backup/vzdump-lxc-100-")
 }
+
+// newTF114 drives Terraform 1.14 (actions, terraform query) against the
+// provider served in-process, or skips the test saying why.
+func newTF114(t *testing.T) *acctest.Terraform {
+	t.Helper()
+	return acctest.NewTerraform114(t, providerserver.NewProtocol6(New("test")()))
+}
+
+// tf114Config is the terraform block and provider configuration for env.
+func tf114Config(env *acctest.Env) string {
+	return `terraform {
+  required_providers {
+    proxmoxapp = { source = "proxmoxapp/proxmoxapp" }
+  }
+}
+
+` + env.ProviderConfig()
+}

@@ -26,7 +26,7 @@ resource "proxmoxapp_backup" "b" {
 `
 	}
 	identity := func() (volid, identityVolid string) {
-		for _, r := range tf.state().Values.RootModule.Resources {
+		for _, r := range tf.State().Values.RootModule.Resources {
 			if r.Address == "proxmoxapp_backup.b" {
 				v, _ := r.AttributeValues["volid"].(string)
 				iv, _ := r.IdentityValues["volid"].(string)
@@ -36,15 +36,15 @@ resource "proxmoxapp_backup" "b" {
 		t.Fatal("no proxmoxapp_backup.b in the state")
 		return "", ""
 	}
-	tf.write("main.tf", cfg("1"))
-	tf.init()
-	tf.ok("apply", "-auto-approve", "-no-color")
+	tf.WriteFile("main.tf", cfg("1"))
+	tf.Init()
+	tf.Ok("apply", "-auto-approve", "-no-color")
 	first, firstID := identity()
 	if first == "" || firstID != first {
 		t.Fatalf("after create: volid %q, identity %q", first, firstID)
 	}
-	tf.write("main.tf", cfg("2"))
-	tf.ok("apply", "-auto-approve", "-no-color")
+	tf.WriteFile("main.tf", cfg("2"))
+	tf.Ok("apply", "-auto-approve", "-no-color")
 	second, secondID := identity()
 	if second == first || secondID != second {
 		t.Fatalf("after the rotation: volid %q (was %q), identity %q", second, first, secondID)
@@ -52,10 +52,10 @@ resource "proxmoxapp_backup" "b" {
 	if err := archiveGone(env.ArchivePath("pve1", "local", first[len("local:backup/"):])); err != nil {
 		t.Fatal(err)
 	}
-	if res := tf.ok("plan", "-no-color", "-detailed-exitcode"); res.code != 0 {
+	if res := tf.Ok("plan", "-no-color", "-detailed-exitcode"); res.ExitCode != 0 {
 		t.Fatalf("plan after the rotation is not empty: %s", res)
 	}
-	tf.write("main.tf", strings.Replace(cfg("2"), "protected = true", "protected = false", 1))
-	tf.ok("apply", "-auto-approve", "-no-color")
-	tf.ok("destroy", "-auto-approve", "-no-color")
+	tf.WriteFile("main.tf", strings.Replace(cfg("2"), "protected = true", "protected = false", 1))
+	tf.Ok("apply", "-auto-approve", "-no-color")
+	tf.Ok("destroy", "-auto-approve", "-no-color")
 }
