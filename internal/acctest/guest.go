@@ -148,3 +148,22 @@ func (e *Env) MigrateGuest(t *testing.T, vmid int, node string) {
 	e.Sim, e.opts = sim, opts
 	t.Cleanup(func() { _ = sim.Close() })
 }
+
+// ArchiveNames is Archives for a test's own assertions: a listing error
+// fails the test.
+func (e *Env) ArchiveNames(t *testing.T, node, storage, prefix string) []string {
+	t.Helper()
+	names, err := e.Archives(node, storage, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// ExpectGuest reports an error unless the guest is in status and unlocked.
+func (e *Env) ExpectGuest(t *testing.T, vmid int, status string) {
+	t.Helper()
+	if err := e.GuestIs(vmid, status); err != nil {
+		t.Error(err)
+	}
+}

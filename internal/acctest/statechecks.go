@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
 	tfjson "github.com/hashicorp/terraform-json"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 )
 
@@ -45,6 +47,21 @@ func Int64(v any) int64 {
 		return int64(n)
 	}
 	return -1
+}
+
+// Float64 reads a number from tfjson attribute values (NaN if it is none).
+func Float64(v any) float64 {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		if err != nil {
+			return math.NaN()
+		}
+		return f
+	case float64:
+		return n
+	}
+	return math.NaN()
 }
 
 // checkFunc is a StateCheck from a function of the state.
@@ -242,12 +259,21 @@ func (e *Env) GuestIs(vmid int, status string) error {
 	return nil
 }
 
-// FileContent asserts a file's content (a trailing newline aside).
+// FileContent asserts a file's exact content.
 func FileContent(path, want string) statecheck.StateCheck {
-	return checkFunc(func(*tfjson.State) error { return FileHas(path, want) })
+	return checkFunc(func(*tfjson.State) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if string(b) != want {
+			return fmt.Errorf("%s holds %q, want %q", path, b, want)
+		}
+		return nil
+	})
 }
 
-// FileHas is FileContent's assertion.
+// FileHas asserts a file's content, a trailing newline aside.
 func FileHas(path, want string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -327,4 +353,67 @@ func tarGzMembers(path string) (map[string]bool, error) {
 		}
 		out[strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")] = true
 	}
+}
+
+// Remember stores a string attribute of a resource in *into, for a later
+// step's PreConfig or checks.
+func Remember(address, attribute string, into *string) statecheck.StateCheck {
+	return checkFunc(func(s *tfjson.State) error {
+		attrs, err := Attrs(s, address)
+		if err != nil {
+			return err
+		}
+		v, ok := attrs[attribute].(string)
+		if !ok || v == "" {
+			return fmt.Errorf("%s has no %s in the state", address, attribute)
+		}
+		*into = v
+		return nil
+	})
+}
+
+// Lazy is a knownvalue.Check built when it runs, for values an earlier
+// step or PreConfig records (volids of backups taken outside Terraform).
+func Lazy(build func() knownvalue.Check) knownvalue.Check { return lazyCheck(build) }
+
+type lazyCheck func() knownvalue.Check
+
+func (l lazyCheck) CheckValue(v any) error { return l().CheckValue(v) }
+func (l lazyCheck) String() string         { return l().String() }
+
+// VolumeOnStorage asserts that the backup volume whose volid a resource
+// records in attribute (e.g. a restore's safety_backup_volid) is on the
+// simulator's dir storage of node.
+func VolumeOnStorage(e *Env, address, attribute, node string) statecheck.StateCheck {
+	return e.simOnly(func(s *tfjson.State) error {
+		attrs, err := Attrs(s, address)
+		if err != nil {
+			return err
+		}
+		volid, _ := attrs[attribute].(string)
+		storage, name, ok := strings.Cut(volid, ":backup/")
+		if !ok {
+			return fmt.Errorf("%s.%s = %q is not a dir storage backup", address, attribute, volid)
+		}
+		return FileExists(e.ArchivePath(node, storage, name))
+	})
+}
+
+// GuestAbsent asserts that a guest does not exist.
+func GuestAbsent(e *Env, vmid int) statecheck.StateCheck {
+	return e.simOnly(func(*tfjson.State) error {
+		if _, ok := e.Sim.GuestState(vmid); ok {
+			return fmt.Errorf("guest %d exists", vmid)
+		}
+		return nil
+	})
+}
+
+// RecordTree stores the files below root (as ReadTree maps them) in *into
+// when the check runs, for a later step to compare with.
+func RecordTree(root string, into *map[string]string) statecheck.StateCheck {
+	return checkFunc(func(*tfjson.State) (err error) {
+		*into, err = ReadTree(root)
+		return err
+	})
 }

@@ -40,23 +40,6 @@ func actionBackupDone(t *testing.T, env *acctest.Env, out string) *pve.Backup {
 	return b
 }
 
-// archivesOn lists the archive file names on a dir storage of the
-// simulator's node pve1 (where guest 100 lives).
-func archivesOn(t *testing.T, env *acctest.Env, storage string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(env.Sim.StorageDumpDir("pve1", storage))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "vzdump-") && !strings.HasSuffix(e.Name(), ".log") && !strings.HasSuffix(e.Name(), ".notes") {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
 // inOrder checks that the lines appear in out in this order.
 func inOrder(t *testing.T, out string, lines ...string) {
 	t.Helper()
@@ -123,7 +106,7 @@ action "proxmoxapp_backup" "before_v2" {
 	if b.Format != "tar.zst" || b.Protected || b.Notes != "web: taken by the proxmoxapp_backup action" {
 		t.Errorf("default backup: format %s, protected %v, notes %q; want tar.zst, unprotected, the action's default notes", b.Format, b.Protected, b.Notes)
 	}
-	if got := archivesOn(t, env, "local"); len(got) != 1 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 1 {
 		t.Errorf("archives on local after one invocation: %v, want exactly one", got)
 	}
 	if st := tf.State(); st.Values != nil && len(st.Values.RootModule.Resources) > 0 {
@@ -148,7 +131,7 @@ action "proxmoxapp_backup" "before_v2" {
 	if !strings.Contains(res.Stdout, "INFO: backup mode: stop") {
 		t.Errorf("the stop-mode backup's log does not say so:\n%s", res.Stdout)
 	}
-	guestRunning(t, env, 100)
+	env.ExpectGuest(t, 100, "running")
 
 	// A node the guest is not on is refused when planned: nothing runs.
 	res = tf.Fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_backup.wrong_node")
@@ -156,7 +139,7 @@ action "proxmoxapp_backup" "before_v2" {
 		!strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
 		t.Errorf("a backup on the wrong node was not refused at plan time:\n%s", out)
 	}
-	if got := archivesOn(t, env, "local"); len(got) != 1 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 1 {
 		t.Errorf("archives on local after the refused backup: %v, want only the first one", got)
 	}
 }
@@ -200,7 +183,7 @@ resource "terraform_data" "app" {
 
 	// Create: before_update does not fire.
 	tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0")
-	if got := archivesOn(t, env, "local"); len(got) != 0 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 0 {
 		t.Fatalf("the action ran on create: %v", got)
 	}
 
@@ -233,7 +216,7 @@ resource "terraform_data" "app" {
 
 	// No change: no backup.
 	tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=2.0")
-	if got := archivesOn(t, env, "local"); len(got) != 1 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 1 {
 		t.Fatalf("archives after an apply without changes: %v, want the one from the update", got)
 	}
 
@@ -254,24 +237,16 @@ resource "terraform_data" "app" {
 	if strings.Contains(out, "terraform_data.app: Modifying") {
 		t.Errorf("the update went ahead although the backup before it failed:\n%s", out)
 	}
-	if got := archivesOn(t, env, "local"); len(got) != 1 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 1 {
 		t.Errorf("archives after the failed backup: %v, want only the earlier one", got)
 	}
 	st := tf.State()
-	attrs, err := resourceAttrs(st, "terraform_data.app")
+	attrs, err := acctest.Attrs(st, "terraform_data.app")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := knownvalue.StringExact("2.0").CheckValue(attrs["output"]); err != nil {
 		t.Errorf("terraform_data.app output after the failed backup: %v", err)
 	}
-	guestRunning(t, env, 100)
-}
-
-// guestRunning fails the test unless the guest runs and is unlocked.
-func guestRunning(t *testing.T, env *acctest.Env, vmid int) {
-	t.Helper()
-	if err := guestIs(env, vmid, "running")(nil); err != nil {
-		t.Error(err)
-	}
+	env.ExpectGuest(t, 100, "running")
 }

@@ -58,17 +58,17 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	tf.WriteFile("main.tf", restoreActionConfig(env, ""))
 	tf.Init()
 
-	writeGuestFile(t, root, markerPath, "v1 backed up\n")
+	acctest.WriteGuestFile(t, root, markerPath, "v1 backed up\n")
 	tf.Ok("apply", "-no-color", "-auto-approve")
-	atBackup, err := readTree(root)
+	atBackup, err := acctest.ReadTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// The app changes; a plain apply has nothing to do and restores nothing.
-	writeGuestFile(t, root, markerPath, "v2 changed after the backup\n")
-	writeGuestFile(t, root, "srv/junk", "not in the backup\n")
-	beforeRestore, err := readTree(root)
+	acctest.WriteGuestFile(t, root, markerPath, "v2 changed after the backup\n")
+	acctest.WriteGuestFile(t, root, "srv/junk", "not in the backup\n")
+	beforeRestore, err := acctest.ReadTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	if !strings.Contains(res.Stdout, "Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") || strings.Contains(res.Stdout, "Action started") {
 		t.Fatalf("a plain apply did something:\n%s", res.Stdout)
 	}
-	if err := treeIs(root, &beforeRestore)(nil); err != nil {
+	if err := acctest.TreeIs(root, beforeRestore); err != nil {
 		t.Fatalf("a plain apply touched the guest: %v", err)
 	}
 
@@ -96,15 +96,15 @@ func TestAccActionRestore_invoke(t *testing.T) {
 		"Action complete: action.proxmoxapp_restore.rollback (triggered by CLI)",
 		"Apply complete! Resources: 0 added, 0 changed, 0 destroyed. Actions: 1 invoked.",
 	)
-	if err := treeIs(root, &atBackup)(nil); err != nil {
+	if err := acctest.TreeIs(root, atBackup); err != nil {
 		t.Errorf("after the restore: %v", err)
 	}
-	guestRunning(t, env, 100)
+	env.ExpectGuest(t, 100, "running")
 	m := reActionSafety.FindStringSubmatch(res.Stdout)
 	if m == nil {
 		t.Fatalf("no safety backup named in:\n%s", res.Stdout)
 	}
-	if err := fileExists(filepath.Join(env.Sim.StorageDumpDir("pve1", "local"), m[2])); err != nil {
+	if err := acctest.FileExists(filepath.Join(env.Sim.StorageDumpDir("pve1", "local"), m[2])); err != nil {
 		t.Fatalf("safety backup %s: %v", m[1], err)
 	}
 	if st := tf.State(); len(st.Values.RootModule.Resources) != 1 {
@@ -116,10 +116,10 @@ func TestAccActionRestore_invoke(t *testing.T) {
 	if !strings.Contains(res.Stdout, "guest was absent and is running; no safety backup taken") {
 		t.Errorf("restoring into a new guest:\n%s", res.Stdout)
 	}
-	if err := treeIs(env.Sim.GuestRootfs(150), &beforeRestore)(nil); err != nil {
+	if err := acctest.TreeIs(env.Sim.GuestRootfs(150), beforeRestore); err != nil {
 		t.Errorf("the safety backup does not hold the pre-restore files: %v", err)
 	}
-	guestRunning(t, env, 150)
+	env.ExpectGuest(t, 150, "running")
 }
 
 // TestAccActionRestore_failure: a restore task that fails midway fails the
@@ -143,11 +143,11 @@ action "proxmoxapp_restore" "recover" {
 }
 `))
 	tf.Init()
-	writeGuestFile(t, root, markerPath, "old\n")
+	acctest.WriteGuestFile(t, root, markerPath, "old\n")
 	tf.Ok("apply", "-no-color", "-auto-approve")
 
-	writeGuestFile(t, root, markerPath, "precious, not backed up by hand\n")
-	precious, err := readTree(root)
+	acctest.WriteGuestFile(t, root, markerPath, "precious, not backed up by hand\n")
+	precious, err := acctest.ReadTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +174,10 @@ action "proxmoxapp_restore" "recover" {
 	if strings.Contains(res.Stdout, "taking a safety backup") {
 		t.Errorf("safety_backup = false still took one:\n%s", res.Stdout)
 	}
-	if err := treeIs(root, &precious)(nil); err != nil {
+	if err := acctest.TreeIs(root, precious); err != nil {
 		t.Errorf("after recovering from the safety backup: %v", err)
 	}
-	guestRunning(t, env, 100)
+	env.ExpectGuest(t, 100, "running")
 }
 
 // TestAccActionRestore_beforeUpdate: the restore can also hang off another
@@ -206,14 +206,14 @@ resource "terraform_data" "rollback_request" {
 }
 `))
 	tf.Init()
-	writeGuestFile(t, root, markerPath, "v1\n")
+	acctest.WriteGuestFile(t, root, markerPath, "v1\n")
 	tf.Ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=none")
-	atBackup, err := readTree(root)
+	atBackup, err := acctest.ReadTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	writeGuestFile(t, root, markerPath, "v2 broken\n")
+	acctest.WriteGuestFile(t, root, markerPath, "v2 broken\n")
 	res := tf.Ok("apply", "-no-color", "-auto-approve", "-var=rollback_request=none")
 	if strings.Contains(res.Stdout, "Action started") {
 		t.Fatalf("restored without a changed request:\n%s", res.Stdout)
@@ -225,10 +225,10 @@ resource "terraform_data" "rollback_request" {
 		"Action complete: action.proxmoxapp_restore.rollback (triggered by terraform_data.rollback_request)",
 		"terraform_data.rollback_request: Modifying...",
 	)
-	if err := treeIs(root, &atBackup)(nil); err != nil {
+	if err := acctest.TreeIs(root, atBackup); err != nil {
 		t.Errorf("after the triggered restore: %v", err)
 	}
-	guestRunning(t, env, 100)
+	env.ExpectGuest(t, 100, "running")
 }
 
 // TestAccActionRestore_wrongGuestType: a VM backup cannot go onto a
@@ -281,8 +281,8 @@ action "proxmoxapp_restore" "elsewhere" {
 	if out := acctest.Flat(res.Stdout + res.Stderr); !strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
 		t.Errorf("a restore onto the wrong node was not refused at plan time:\n%s", out)
 	}
-	if got := archivesOn(t, env, "local"); len(got) != 2 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 2 {
 		t.Errorf("archives on local: %v, want only the two taken by the test (no safety backup)", got)
 	}
-	guestRunning(t, env, 100)
+	env.ExpectGuest(t, 100, "running")
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	tfjson "github.com/hashicorp/terraform-json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,12 +88,14 @@ func TestAccBackupJob_guideApply(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("proxmoxapp_backup_job.nightly", plancheck.ResourceActionUpdate),
 				}},
-				Check: func(*terraform.State) error {
-					j, err := env.Client(t).GetBackupJob(context.Background(), "apps-nightly")
-					if err != nil || j.Options["storage"] != "nas" {
-						return fmt.Errorf("job after the change: %v %v", j, err)
-					}
-					return nil
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.StateCheck(func(*tfjson.State) error {
+						j, err := env.Client(t).GetBackupJob(context.Background(), "apps-nightly")
+						if err != nil || j.Options["storage"] != "nas" {
+							return fmt.Errorf("job after the change: %v %v", j, err)
+						}
+						return nil
+					}),
 				},
 			},
 		},

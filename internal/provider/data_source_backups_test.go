@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
@@ -98,11 +97,8 @@ func TestAccBackups_listing(t *testing.T) {
 	// Backup names carry the time to the second (a real PVE limit), so each
 	// backup of guest 100 is taken in a later second than the one before.
 	var lastCreated string
-	remember := func(addr string) resource.TestCheckFunc {
-		return func(s *terraform.State) error {
-			lastCreated = s.RootModule().Resources[addr].Primary.Attributes["created_at"]
-			return nil
-		}
+	remember := func(addr string) []statecheck.StateCheck {
+		return []statecheck.StateCheck{acctest.Remember(addr, "created_at", &lastCreated)}
 	}
 	nextSecond := func() { waitPastSecond(t, lastCreated) }
 
@@ -128,8 +124,8 @@ data "proxmoxapp_backups" "bad" {
 				PlanOnly:    true,
 				ExpectError: regexp.MustCompile(`(?s)vmid.*between 100 and 999999999`),
 			},
-			{Config: backupsListConfig(env, 1, ""), Check: remember("proxmoxapp_backup.local")},
-			{PreConfig: nextSecond, Config: backupsListConfig(env, 2, ""), Check: remember("proxmoxapp_backup.nas")},
+			{Config: backupsListConfig(env, 1, ""), ConfigStateChecks: remember("proxmoxapp_backup.local")},
+			{PreConfig: nextSecond, Config: backupsListConfig(env, 2, ""), ConfigStateChecks: remember("proxmoxapp_backup.nas")},
 			{
 				PreConfig: nextSecond,
 				Config:    backupsListConfig(env, 3, backupsDataSources),
@@ -169,8 +165,8 @@ data "proxmoxapp_backups" "bad" {
 					statecheck.ExpectKnownValue(db, tfjsonpath.New("backups"), knownvalue.ListSizeExact(1)),
 					statecheck.CompareValuePairs(db, tfjsonpath.New("latest").AtMapKey("volid"), "proxmoxapp_backup.db", tfjsonpath.New("volid"), compare.ValuesSame()),
 					statecheck.ExpectKnownValue(db, tfjsonpath.New("latest").AtMapKey("node"), knownvalue.StringExact("pve2")),
+					statecheck.ExpectKnownValue(all, at(0, "created_at"), knownvalue.StringRegexp(rfc3339UTC)),
 				},
-				Check: resource.TestCheckResourceAttrWith(all, "backups.0.created_at", rfc3339),
 			},
 			{
 				// A guest that no longer exists (999) still has its archive on the
@@ -240,8 +236,6 @@ data "proxmoxapp_backups" "nas" {
 	})
 }
 
-// simClient is a root client of the test's simulator, for setting the scene
-// outside Terraform.
 // waitPastSecond sleeps until the wall clock is past the second of an
 // RFC 3339 time, so the next backup gets a later name.
 func waitPastSecond(t *testing.T, rfc string) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -103,28 +104,23 @@ func envConfig(env *acctest.Env, src string) string {
 	return env.ProviderConfig() + withoutBlocks(src, "terraform {", `provider "proxmoxapp"`)
 }
 
-// archivesOf lists the backup archives of guest vmid on a simulator storage.
-func archivesOf(env *acctest.Env, node, storage string, vmid int) []string {
-	entries, _ := os.ReadDir(env.Sim.StorageDumpDir(node, storage))
-	var out []string
-	for _, e := range entries {
-		if n := e.Name(); strings.HasPrefix(n, fmt.Sprintf("vzdump-lxc-%d-", vmid)) && !strings.HasSuffix(n, ".log") &&
-			!strings.HasSuffix(n, ".notes") && !strings.HasSuffix(n, ".protected") {
-			out = append(out, n)
-		}
+// archiveCount checks that a simulator storage holds n archives of guest
+// 100 (the guest every example backs up).
+func archiveCount(env *acctest.Env, node, storage string, n int) error {
+	if got, _ := env.Archives(node, storage, "vzdump-lxc-100-"); len(got) != n {
+		return fmt.Errorf("storage %s on %s holds %d archives of guest 100, want %d: %v", storage, node, len(got), n, got)
 	}
-	return out
+	return nil
 }
 
-// wantArchives checks that a simulator storage holds n archives of guest 100
-// (the guest every example backs up).
-func wantArchives(env *acctest.Env, node, storage string, n int) func(*terraform.State) error {
-	return func(*terraform.State) error {
-		if got := archivesOf(env, node, storage, 100); len(got) != n {
-			return fmt.Errorf("storage %s on %s holds %d archives of guest 100, want %d: %v", storage, node, len(got), n, got)
-		}
-		return nil
-	}
+// wantArchives is archiveCount as a step's state check.
+func wantArchives(env *acctest.Env, node, storage string, n int) statecheck.StateCheck {
+	return acctest.Check(env, func() error { return archiveCount(env, node, storage, n) })
+}
+
+// destroyLeaves is archiveCount as a test's CheckDestroy.
+func destroyLeaves(env *acctest.Env, node, storage string, n int) func(*terraform.State) error {
+	return func(*terraform.State) error { return archiveCount(env, node, storage, n) }
 }
 
 // TestAccExamples_readme: the README's minimal configuration, as written,
@@ -142,16 +138,16 @@ func TestAccExamples_readme(t *testing.T) {
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 0),
+		CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
 		Steps: []resource.TestStep{
 			{
 				Config: cfg, ConfigVariables: vars("1.0"),
 				ConfigStateChecks: []statecheck.StateCheck{
-					archiveCheck{env: env, address: addr, seen: &first},
+					acctest.ArchiveOnStorage(env, addr, &first),
 					// {{guestname}} is filled in by PVE.
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("notes"), knownvalue.StringExact("{{guestname}} before 1.0")),
+					wantArchives(env, "pve1", "local", 1),
 				},
-				Check: wantArchives(env, "pve1", "local", 1),
 			},
 			{
 				// a protected backup rotates: new archive first, old one deleted
@@ -160,13 +156,11 @@ func TestAccExamples_readme(t *testing.T) {
 					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
-					archiveCheck{env: env, address: addr},
+					acctest.ArchiveOnStorage(env, addr, nil),
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("protected"), knownvalue.Bool(true)),
-				},
-				Check: resource.ComposeTestCheckFunc(
 					wantArchives(env, "pve1", "local", 1),
-					func(*terraform.State) error { return archiveGone(first) },
-				),
+					acctest.ArchiveReplaced(env, addr, &first),
+				},
 			},
 			{
 				// the documented way to destroy it: unprotect, apply, destroy
@@ -205,11 +199,11 @@ func TestAccExamples_provider(t *testing.T) {
 			}
 			resource.Test(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				CheckDestroy:             wantArchives(env, "pve1", "local", 0),
+				CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
 				Steps: []resource.TestStep{
 					{
 						Config: withBackup("first"), ConfigVariables: tc.vars(env),
-						ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr}},
+						ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backupAddr, nil)},
 					},
 					{
 						Config: withBackup("second"), ConfigVariables: tc.vars(env),
@@ -219,7 +213,9 @@ func TestAccExamples_provider(t *testing.T) {
 							plancheck.ExpectKnownValue(backupAddr, tfjsonpath.New("encrypted"), knownvalue.Bool(false)),
 							plancheck.ExpectKnownValue(backupAddr, tfjsonpath.New("size"), knownvalue.NotNull()),
 						}},
-						Check: wantArchives(env, "pve1", "local", 1),
+						ConfigStateChecks: []statecheck.StateCheck{
+							wantArchives(env, "pve1", "local", 1),
+						},
 					},
 				},
 			})
@@ -245,13 +241,13 @@ func TestAccExamples_backup(t *testing.T) {
 	var goldenArchive, firstUpgrade string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 0),
+		CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: vars("1.0"),
 				ConfigStateChecks: []statecheck.StateCheck{
-					archiveCheck{env: env, address: upgrade, seen: &firstUpgrade},
-					archiveCheck{env: env, address: golden, seen: &goldenArchive},
+					acctest.ArchiveOnStorage(env, upgrade, &firstUpgrade),
+					acctest.ArchiveOnStorage(env, golden, &goldenArchive),
 					statecheck.ExpectKnownValue(golden, tfjsonpath.New("protected"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownOutputValue("backup_volid", knownvalue.StringRegexp(regexp.MustCompile(`^local:backup/vzdump-lxc-100-`))),
 				},
@@ -262,12 +258,14 @@ func TestAccExamples_backup(t *testing.T) {
 					plancheck.ExpectResourceAction(upgrade, plancheck.ResourceActionUpdate),
 					plancheck.ExpectResourceAction(golden, plancheck.ResourceActionNoop),
 				}},
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: upgrade}},
-				Check: resource.ComposeTestCheckFunc(
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveOnStorage(env, upgrade, nil),
 					wantArchives(env, "pve1", "local", 2),
-					func(*terraform.State) error { return archiveGone(firstUpgrade) },
-					func(*terraform.State) error { return fileExists(goldenArchive + ".protected") },
-				),
+					acctest.ArchiveReplaced(env, upgrade, &firstUpgrade),
+					// golden untouched, still protected
+					acctest.ArchiveIs(env, golden, &goldenArchive),
+					acctest.ArchiveSidecar(env, golden, ".protected", ""),
+				},
 			},
 			{
 				// Before destroying: protected = false, applied (in place).
@@ -304,14 +302,9 @@ func TestAccExamples_dataSource(t *testing.T) {
 					taken = res.Backup.VolID
 				},
 				Config: src,
-				Check: func(s *terraform.State) error {
-					if got := s.RootModule().Outputs["latest_backup"].Value; got != taken {
-						return fmt.Errorf("latest_backup is %v, want the new backup %s", got, taken)
-					}
-					if n := s.RootModule().Resources["data.proxmoxapp_backups.app_on_nas"].Primary.Attributes["backups.#"]; n != "1" {
-						return fmt.Errorf("app_on_nas lists %s backups, want 1", n)
-					}
-					return nil
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValue("latest_backup", acctest.Lazy(func() knownvalue.Check { return knownvalue.StringExact(taken) })),
+					statecheck.ExpectKnownValue("data.proxmoxapp_backups.app_on_nas", tfjsonpath.New("backups"), knownvalue.ListSizeExact(1)),
 				},
 			},
 		},
@@ -330,42 +323,33 @@ func TestAccExamples_restore(t *testing.T) {
 	vars := func(run string) config.Variables { return config.Variables{"rollback_id": config.StringVariable(run)} }
 
 	// The example's precondition: a backup of guest 100 on "local".
-	writeGuestFile(t, root, markerPath, "good\n")
+	acctest.WriteGuestFile(t, root, markerPath, "good\n")
 	res, err := env.Client(t).CreateBackup(context.Background(), pve.BackupOptions{VMID: 100, Storage: "local", Compress: "zstd"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := res.Backup.VolID
 	const addr = "proxmoxapp_restore.rollback"
-	marker := func(want string) func(*terraform.State) error {
-		return func(*terraform.State) error {
-			b, err := os.ReadFile(filepath.Join(root, markerPath))
-			if err != nil || string(b) != want {
-				return fmt.Errorf("guest 100 holds %q (%v), want %q", b, err, want)
-			}
-			return nil
-		}
-	}
-	var firstTask string
+	marker := filepath.Join(root, markerPath)
+	// the second rollback is a restore of its own
+	taskChanges := statecheck.CompareValue(compare.ValuesDiffer())
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             guestIs(env, 100, "running"),
+		CheckDestroy:             func(*terraform.State) error { return env.GuestIs(100, "running") },
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "broken once\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "broken once\n") },
 				Config:    src, ConfigVariables: vars("1"),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("backup"), knownvalue.StringExact(good)),
 					statecheck.ExpectKnownOutputValue("safety_backup", knownvalue.StringRegexp(regexp.MustCompile(`^nas:backup/vzdump-lxc-100-`))),
+					acctest.FileContent(marker, "good\n"),
+					acctest.GuestPowerState(env, 100, "running"),
+					taskChanges.AddStateValue(addr, tfjsonpath.New("task_id")),
 				},
-				Check: resource.ComposeTestCheckFunc(marker("good\n"), guestIs(env, 100, "running"),
-					func(s *terraform.State) error {
-						firstTask = s.RootModule().Resources[addr].Primary.Attributes["task_id"]
-						return nil
-					}),
 			},
 			{
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "broken twice\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "broken twice\n") },
 				Config:    src, ConfigVariables: vars("2"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionDestroyBeforeCreate),
@@ -373,15 +357,11 @@ func TestAccExamples_restore(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					// Still the good backup: the first safety backup is on nas.
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("backup"), knownvalue.StringExact(good)),
-				},
-				Check: resource.ComposeTestCheckFunc(marker("good\n"), guestIs(env, 100, "running"),
+					acctest.FileContent(marker, "good\n"),
+					acctest.GuestPowerState(env, 100, "running"),
 					wantArchives(env, "", "nas", 2),
-					func(s *terraform.State) error {
-						if s.RootModule().Resources[addr].Primary.Attributes["task_id"] == firstTask {
-							return fmt.Errorf("the second rollback did not run")
-						}
-						return nil
-					}),
+					taskChanges.AddStateValue(addr, tfjsonpath.New("task_id")),
+				},
 			},
 		},
 	})
@@ -399,35 +379,28 @@ func TestAccExamples_upgradeRollback(t *testing.T) {
 		return config.Variables{"app_version": config.StringVariable(version), "rollback": config.BoolVariable(rollback)}
 	}
 	const backup, restore = "proxmoxapp_backup.pre_upgrade", "proxmoxapp_restore.rollback[0]"
-	const restoreState = "proxmoxapp_restore.rollback.0" // the same, as the legacy state checks spell it
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 1), // the rollback's safety backup is not managed
+		CheckDestroy:             destroyLeaves(env, "pve1", "local", 1), // the rollback's safety backup is not managed
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "1.0\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "1.0\n") },
 				Config:    src, ConfigVariables: vars("2.0", false),
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backup}},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backup, nil)},
 			},
 			{
 				// The upgrade broke the app: roll back.
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "2.0 broken\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "2.0 broken\n") },
 				Config:    src, ConfigVariables: vars("2.0", true),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(backup, plancheck.ResourceActionNoop),
 					plancheck.ExpectResourceAction(restore, plancheck.ResourceActionCreate),
 				}},
-				Check: resource.ComposeTestCheckFunc(
-					resource.TestCheckResourceAttrPair(restoreState, "backup", backup, "volid"),
-					guestIs(env, 100, "running"),
-					func(*terraform.State) error {
-						b, err := os.ReadFile(filepath.Join(root, markerPath))
-						if err != nil || string(b) != "1.0\n" {
-							return fmt.Errorf("after the rollback guest 100 holds %q (%v), want 1.0", b, err)
-						}
-						return nil
-					},
-				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.CompareValuePairs(restore, tfjsonpath.New("backup"), backup, tfjsonpath.New("volid"), compare.ValuesSame()),
+					acctest.GuestPowerState(env, 100, "running"),
+					acctest.FileContent(filepath.Join(root, markerPath), "1.0\n"),
+				},
 			},
 			{
 				// Fixed: upgrade again; the rollback is only forgotten.
@@ -435,7 +408,9 @@ func TestAccExamples_upgradeRollback(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(restore, plancheck.ResourceActionDestroy),
 				}},
-				Check: guestIs(env, 100, "running"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.GuestPowerState(env, 100, "running"),
+				},
 			},
 			{
 				// The next version takes a new backup first.
@@ -443,7 +418,9 @@ func TestAccExamples_upgradeRollback(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(backup, plancheck.ResourceActionUpdate),
 				}},
-				Check: wantArchives(env, "pve1", "local", 2), // the new backup and the safety backup
+				ConfigStateChecks: []statecheck.StateCheck{
+					wantArchives(env, "pve1", "local", 2), // the new backup and the safety backup
+				},
 			},
 		},
 	})
@@ -458,12 +435,12 @@ func TestAccExamples_demo(t *testing.T) {
 	src := envConfig(env, exampleConfig(t, "examples/demo/main.tf"))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 1), // the restore's safety backup
+		CheckDestroy:             destroyLeaves(env, "pve1", "local", 1), // the restore's safety backup
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: config.Variables{"restore": config.BoolVariable(false)},
 				ConfigStateChecks: []statecheck.StateCheck{
-					archiveCheck{env: env, address: "proxmoxapp_backup.app"},
+					acctest.ArchiveOnStorage(env, "proxmoxapp_backup.app", nil),
 					statecheck.ExpectKnownOutputValue("backup_count", knownvalue.Int64Exact(1)),
 				},
 			},
@@ -473,8 +450,8 @@ func TestAccExamples_demo(t *testing.T) {
 					statecheck.ExpectKnownOutputValue("restore_previous_status", knownvalue.StringExact("running")),
 					// The listing is read after the restore: backup and safety backup.
 					statecheck.ExpectKnownOutputValue("backup_count", knownvalue.Int64Exact(2)),
+					acctest.GuestPowerState(env, 100, "running"),
 				},
-				Check: guestIs(env, 100, "running"),
 			},
 		},
 	})
@@ -521,7 +498,7 @@ func TestAccExamples_import(t *testing.T) {
 	const upgrade = "proxmoxapp_backup.before_upgrade"
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             wantArchives(env, "pve1", "local", 0),
+		CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: vars("1.0"),
@@ -531,19 +508,19 @@ func TestAccExamples_import(t *testing.T) {
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(upgrade, tfjsonpath.New("volid"), knownvalue.StringExact("local:backup/"+name)),
-					archiveCheck{env: env, address: upgrade},
+					acctest.ArchiveOnStorage(env, upgrade, nil),
+					wantArchives(env, "pve1", "local", 2), // the imported one and golden
 				},
-				Check: wantArchives(env, "pve1", "local", 2), // the imported one and golden
 			},
 			{
 				Config: src, ConfigVariables: vars("2.0"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(upgrade, plancheck.ResourceActionUpdate),
 				}},
-				Check: resource.ComposeTestCheckFunc(
+				ConfigStateChecks: []statecheck.StateCheck{
 					wantArchives(env, "pve1", "local", 2),
-					func(*terraform.State) error { return archiveGone(filepath.Join(dump, name)) },
-				),
+					acctest.Check(env, func() error { return acctest.ArchiveGone(filepath.Join(dump, name)) }),
+				},
 			},
 			{Config: unprotected, ConfigVariables: vars("2.0")},
 		},

@@ -39,10 +39,10 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 
 	res := tf.Ok("apply", "-no-color", "-auto-approve", "-var=app_version=1.0", upgrade)
 	inOrder(t, res.Stdout, "Action complete: action.proxmoxapp_backup.pre_change", "terraform_data.app: Creating...")
-	if got := archivesOn(t, env, "local"); len(got) != 1 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 1 {
 		t.Fatalf("backups before the first change: %v, want one", got)
 	}
-	atV1, err := readTree(root)
+	atV1, err := acctest.ReadTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 		"Plan: 1 to add, 0 to change, 1 to destroy. Actions: 1 to invoke.",
 		"Action action.proxmoxapp_backup.pre_change (triggered by terraform_data.app): backup of guest 100 done: local:backup/",
 		"terraform_data.app: Creating...")
-	if got := archivesOn(t, env, "local"); len(got) != 2 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 2 {
 		t.Fatalf("backups after the second change: %v, want two", got)
 	}
 
@@ -74,11 +74,11 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 	if got, err := os.ReadFile(marker); err != nil || string(got) != "app 2.0\n" {
 		t.Errorf("after the rollback the app holds %q (%v), want version 2.0", got, err)
 	}
-	guestRunning(t, env, 100)
-	if got := archivesOn(t, env, "local"); len(got) != 3 {
+	env.ExpectGuest(t, 100, "running")
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 3 {
 		t.Errorf("backups on local after the rollback: %v, want the three pre-change ones", got)
 	}
-	if got := archivesOn(t, env, "nas"); len(got) != 1 {
+	if got := env.ArchiveNames(t, "pve1", "nas", "vzdump-"); len(got) != 1 {
 		t.Errorf("backups on nas after the rollback: %v, want the safety backup", got)
 	}
 
@@ -102,8 +102,8 @@ func TestAccExample_backupBeforeChange(t *testing.T) {
 	}
 
 	tf.Ok("destroy", "-no-color", "-auto-approve", "-var=app_version=3.0")
-	if got := archivesOn(t, env, "local"); len(got) != 3 {
+	if got := env.ArchiveNames(t, "pve1", "local", "vzdump-"); len(got) != 3 {
 		t.Errorf("destroy touched the backups: %v", got)
 	}
-	guestRunning(t, env, 100)
+	env.ExpectGuest(t, 100, "running")
 }

@@ -1,8 +1,6 @@
 package provider
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -26,56 +23,6 @@ import (
 // protoV6ProviderFactories runs the provider in-process for every test.
 var protoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServer, error){
 	"proxmoxapp": providerserver.NewProtocol6WithError(New("test")()),
-}
-
-// resourceAttrs returns the attribute values of one resource in a state.
-func resourceAttrs(state *tfjson.State, address string) (map[string]any, error) {
-	if state == nil || state.Values == nil || state.Values.RootModule == nil {
-		return nil, fmt.Errorf("no state")
-	}
-	for _, r := range state.Values.RootModule.Resources {
-		if r.Address == address {
-			return r.AttributeValues, nil
-		}
-	}
-	return nil, fmt.Errorf("%s is not in the state", address)
-}
-
-// archiveCheck asserts that the archive a backup resource names is really on
-// the simulator's storage, with the size the state reports.
-type archiveCheck struct {
-	env     *acctest.Env
-	address string
-	// seen receives the archive's path, for later checks (e.g. after destroy).
-	seen *string
-}
-
-func (c archiveCheck) CheckState(_ context.Context, req statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {
-	if c.env.Sim == nil {
-		return // the lab node's disks are not ours to look at
-	}
-	attrs, err := resourceAttrs(req.State, c.address)
-	if err != nil {
-		resp.Error = err
-		return
-	}
-	node, _ := attrs["node"].(string)
-	storage, _ := attrs["storage"].(string)
-	filename, _ := attrs["filename"].(string)
-	size := toInt64(attrs["size"])
-	p := c.env.ArchivePath(node, storage, filename)
-	fi, err := os.Stat(p)
-	if err != nil {
-		resp.Error = fmt.Errorf("%s: archive not on the storage: %w", c.address, err)
-		return
-	}
-	if want := size; fi.Size() != want || want <= 0 {
-		resp.Error = fmt.Errorf("%s: state says size %d, the archive %s has %d bytes", c.address, size, filepath.Base(p), fi.Size())
-		return
-	}
-	if c.seen != nil {
-		*c.seen = p
-	}
 }
 
 func TestResolveProviderConfig(t *testing.T) {
@@ -129,19 +76,6 @@ func nullProviderModel() providerModel {
 	}
 }
 
-// toInt64 reads a number from tfjson attribute values, which may be decoded
-// as float64 or json.Number.
-func toInt64(v any) int64 {
-	switch n := v.(type) {
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	case float64:
-		return int64(n)
-	}
-	return -1
-}
-
 // TestAccProvider_authAndTLS: a password login works like a token; TLS is
 // verified by default, so an unpinned self-signed CA is refused with a clear
 // error, and insecure = true is the explicit way out.
@@ -172,7 +106,7 @@ resource "proxmoxapp_backup" "test" {
 			},
 			{
 				Config:            withProvider("  username = \"root@pam\"\n  password = \"pvesim\"\n" + ca),
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr}},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backupAddr, nil)},
 			},
 			{
 				Config:           withProvider(fmt.Sprintf("  api_token = %q\n  insecure = true", env.Sim.APIToken())),

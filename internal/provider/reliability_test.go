@@ -301,10 +301,10 @@ func newRestoreCase(t *testing.T, taskTime time.Duration) *restoreCase {
 	t.Helper()
 	f := newFaultRun(t, nil, taskTime)
 	rc := &restoreCase{faultRun: f, root: f.sim().GuestRootfs(100)}
-	writeGuestFile(t, rc.root, markerPath, "v1\n")
+	acctest.WriteGuestFile(t, rc.root, markerPath, "v1\n")
 	requireExit(t, f.apply(rc.config("")), 0, "")
 	f.tf.Init()
-	writeGuestFile(t, rc.root, markerPath, "v2\n")
+	acctest.WriteGuestFile(t, rc.root, markerPath, "v2\n")
 	return rc
 }
 
@@ -497,10 +497,10 @@ func TestReliability_restoreNarrowTokenChecksFirst(t *testing.T) {
 		Tokens: []pvesim.TokenConfig{{ID: "ci", Secret: "ops-secret"}}})
 	f := newFaultRun(t, cfg, 50*time.Millisecond)
 	root := f.sim().GuestRootfs(100)
-	writeGuestFile(t, root, markerPath, "v1\n")
+	acctest.WriteGuestFile(t, root, markerPath, "v1\n")
 	requireExit(t, f.apply(oneBackupConfig(f.env, "")), 0, "")
 	f.tf.Init()
-	writeGuestFile(t, root, markerPath, "v2\n")
+	acctest.WriteGuestFile(t, root, markerPath, "v2\n")
 	narrow := strings.Replace(oneBackupConfig(f.env, "")+fmt.Sprintf(restoreBlock, ""), f.sim().APIToken(), "ops@pve!ci=ops-secret", 1)
 	requireExit(t, f.apply(narrow), 1, `(?s)failed at step "check privileges".*ops@pve!ci lacks privileges.*VM.PowerMgmt on /vms/100 \(to shut the guest down and start it again\)`)
 	if n := len(f.tasks("vzdump")); n != 1 {

@@ -49,7 +49,7 @@ resource "proxmoxapp_backup" "b" {
 	if second == first || secondID != second {
 		t.Fatalf("after the rotation: volid %q (was %q), identity %q", second, first, secondID)
 	}
-	if err := archiveGone(env.ArchivePath("pve1", "local", first[len("local:backup/"):])); err != nil {
+	if err := acctest.ArchiveGone(env.ArchivePath("pve1", "local", first[len("local:backup/"):])); err != nil {
 		t.Fatal(err)
 	}
 	if res := tf.Ok("plan", "-no-color", "-detailed-exitcode"); res.ExitCode != 0 {

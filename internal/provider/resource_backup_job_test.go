@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	tfjson "github.com/hashicorp/terraform-json"
 	"os"
 	"regexp"
 	"strings"
@@ -79,21 +80,17 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("retention").AtMapKey("keep_daily"), knownvalue.Int64Exact(7)),
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("retention").AtMapKey("keep_all"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("next_run"), knownvalue.StringRegexp(reRFC3339)),
-				},
-				Check: func(*terraform.State) error {
-					j, err := jobOnPVE(t, env)
-					if err != nil {
-						return err
-					}
-					o := j.Options
-					if o["vmid"] != "100" || o["prune-backups"] != "keep-daily=7,keep-last=2" || o["comment"] != "apps, nightly" ||
-						o["compress"] != "zstd" || o["notes-template"] != "{{guestname}} nightly" || o["storage"] != env.Storage || o["enabled"] != "1" {
-						return fmt.Errorf("job on PVE: %v", o)
-					}
-					if got := j.NextRun.In(time.Local).Format("15:04"); got != "02:30" {
-						return fmt.Errorf("next-run %v is not at 02:30", j.NextRun)
-					}
-					return nil
+					jobOnPVEIs(t, env, func(j *pve.BackupJob) error {
+						o := j.Options
+						if o["vmid"] != "100" || o["prune-backups"] != "keep-daily=7,keep-last=2" || o["comment"] != "apps, nightly" ||
+							o["compress"] != "zstd" || o["notes-template"] != "{{guestname}} nightly" || o["storage"] != env.Storage || o["enabled"] != "1" {
+							return fmt.Errorf("job on PVE: %v", o)
+						}
+						if got := j.NextRun.In(time.Local).Format("15:04"); got != "02:30" {
+							return fmt.Errorf("next-run %v is not at 02:30", j.NextRun)
+						}
+						return nil
+					}),
 				},
 			},
 			{
@@ -113,22 +110,18 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("vmids"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("all"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("enabled"), knownvalue.Bool(false)),
-				},
-				Check: func(*terraform.State) error {
-					j, err := jobOnPVE(t, env)
-					if err != nil {
-						return err
-					}
-					o := j.Options
-					for _, gone := range []string{"comment", "prune-backups", "compress", "notes-template", "vmid"} {
-						if _, ok := o[gone]; ok {
-							return fmt.Errorf("%s left behind on PVE: %v", gone, o)
+					jobOnPVEIs(t, env, func(j *pve.BackupJob) error {
+						o := j.Options
+						for _, gone := range []string{"comment", "prune-backups", "compress", "notes-template", "vmid"} {
+							if _, ok := o[gone]; ok {
+								return fmt.Errorf("%s left behind on PVE: %v", gone, o)
+							}
 						}
-					}
-					if o["all"] != "1" || o["exclude"] != "101" || o["schedule"] != "sat 03:00" || o["enabled"] != "0" || o["mode"] != "stop" {
-						return fmt.Errorf("job on PVE after update: %v", o)
-					}
-					return nil
+						if o["all"] != "1" || o["exclude"] != "101" || o["schedule"] != "sat 03:00" || o["enabled"] != "0" || o["mode"] != "stop" {
+							return fmt.Errorf("job on PVE after update: %v", o)
+						}
+						return nil
+					}),
 				},
 			},
 			{
@@ -143,15 +136,13 @@ func TestAccBackupJob_lifecycle(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(jobAddr, plancheck.ResourceActionUpdate),
 				}},
-				Check: func(*terraform.State) error {
-					j, err := jobOnPVE(t, env)
-					if err != nil {
-						return err
-					}
-					if c, ok := j.Options["comment"]; ok {
-						return fmt.Errorf("the GUI's comment %q is still on PVE", c)
-					}
-					return nil
+				ConfigStateChecks: []statecheck.StateCheck{
+					jobOnPVEIs(t, env, func(j *pve.BackupJob) error {
+						if c, ok := j.Options["comment"]; ok {
+							return fmt.Errorf("the GUI's comment %q is still on PVE", c)
+						}
+						return nil
+					}),
 				},
 			},
 			{
@@ -215,20 +206,21 @@ data "proxmoxapp_backup_job_results" "nightly" {
 }
 `
 	const ds = "data.proxmoxapp_backup_job_results.nightly"
-	var archive string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
 				Config: job,
-				Check: func(*terraform.State) error {
+				ConfigStateChecks: []statecheck.StateCheck{
 					// 101 (on pve2) fails halfway; then it is 02:31 and the scheduler runs the job
-					env.Sim.FailTask("vzdump", 101, "I/O error on the source disk")
-					upids := env.Sim.AdvanceClock(3 * time.Minute)
-					if len(upids) != 2 {
-						return fmt.Errorf("scheduler started %v, want one task on each of pve1 and pve2", upids)
-					}
-					return waitJobRuns(t, env, "tf-acc-nightly", 2)
+					acctest.Check(env, func() error {
+						env.Sim.FailTask("vzdump", 101, "I/O error on the source disk")
+						upids := env.Sim.AdvanceClock(3 * time.Minute)
+						if len(upids) != 2 {
+							return fmt.Errorf("scheduler started %v, want one task on each of pve1 and pve2", upids)
+						}
+						return waitJobRuns(t, env, "tf-acc-nightly", 2)
+					}),
 				},
 			},
 			{
@@ -242,30 +234,49 @@ data "proxmoxapp_backup_job_results" "nightly" {
 					statecheck.ExpectKnownValue(ds, tfjsonpath.New("latest_by_vmid").AtMapKey("101").AtMapKey("error"),
 						knownvalue.StringRegexp(regexp.MustCompile(`I/O error on the source disk`))),
 					statecheck.ExpectKnownValue(ds, tfjsonpath.New("latest").AtMapKey("user"), knownvalue.StringExact("root@pam")),
-				},
-				Check: resource.ComposeTestCheckFunc(
-					func(s *terraform.State) error {
-						volid := s.RootModule().Resources[ds].Primary.Attributes["latest_by_vmid.100.volid"]
-						archive = env.ArchivePath("pve1", "local", strings.TrimPrefix(volid, "local:backup/"))
+					// each node's run: pve1's backed up 100, pve2's failed on 101
+					statecheck.ExpectKnownValue(ds, tfjsonpath.New("runs"), listHas(knownvalue.ObjectPartial(map[string]knownvalue.Check{
+						"node": knownvalue.StringExact("pve1"), "status": knownvalue.StringExact("ok"),
+						"exit_status": knownvalue.StringFunc(func(v string) error {
+							if v == "job errors" {
+								return fmt.Errorf("exit status %q for a run that went ok", v)
+							}
+							return nil
+						}),
+					}))),
+					statecheck.ExpectKnownValue(ds, tfjsonpath.New("runs"), listHas(knownvalue.ObjectPartial(map[string]knownvalue.Check{
+						"node": knownvalue.StringExact("pve2"), "status": knownvalue.StringExact("failed"), "exit_status": knownvalue.StringExact("job errors"),
+					}))),
+					// the archive the results name is on the storage
+					acctest.StateCheck(func(s *tfjson.State) error {
+						a, err := acctest.Attrs(s, ds)
+						if err != nil {
+							return err
+						}
+						latest, _ := a["latest_by_vmid"].(map[string]any)
+						run, _ := latest["100"].(map[string]any)
+						volid, _ := run["volid"].(string)
+						archive := env.ArchivePath("pve1", "local", strings.TrimPrefix(volid, "local:backup/"))
 						if fi, err := os.Stat(archive); err != nil || fi.Size() == 0 {
 							return fmt.Errorf("the archive the results name is not on the storage: %v", err)
 						}
 						return nil
-					},
-					func(s *terraform.State) error {
-						a := s.RootModule().Resources[ds].Primary.Attributes
-						for i := 0; i < 2; i++ {
-							p := fmt.Sprintf("runs.%d.", i)
-							want := map[string]string{"pve1": "ok", "pve2": "failed"}[a[p+"node"]]
-							if a[p+"status"] != want || (want == "failed") != (a[p+"exit_status"] == "job errors") {
-								return fmt.Errorf("run on %s: status %q exit %q", a[p+"node"], a[p+"status"], a[p+"exit_status"])
-							}
-						}
-						return nil
-					},
-				),
+					}),
+				},
 			},
 		},
+	})
+}
+
+// jobOnPVEIs is a state check on the job as PVE has it (read with the
+// test's own client).
+func jobOnPVEIs(t *testing.T, env *acctest.Env, check func(j *pve.BackupJob) error) statecheck.StateCheck {
+	return acctest.StateCheck(func(*tfjson.State) error {
+		j, err := jobOnPVE(t, env)
+		if err != nil {
+			return err
+		}
+		return check(j)
 	})
 }
 
@@ -385,7 +396,6 @@ func TestAccBackupJob_planTimeErrors(t *testing.T) {
 				ExpectError: regexp.MustCompile(`No guests selected`),
 			},
 			{
-				Check: func(*terraform.State) error { return nil },
 				PreConfig: func() {
 					if n := env.Sim.Counters()["POST /cluster/backup"]; n != 0 {
 						t.Errorf("plan-time errors sent %d job creations to PVE", n)

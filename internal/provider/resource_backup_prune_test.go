@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
@@ -108,17 +107,43 @@ func volidList(v map[string]string, labels ...string) knownvalue.Check {
 	return knownvalue.ListExact(checks)
 }
 
-// archivesPresent checks which of the labelled backups are on the storage.
-func archivesPresent(env *acctest.Env, v map[string]string, present string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
-		for label, id := range v {
+// listHas is a knownvalue.Check that some element of a list passes want.
+func listHas(want knownvalue.Check) knownvalue.Check {
+	return listHasCheck{want}
+}
+
+type listHasCheck struct{ want knownvalue.Check }
+
+func (c listHasCheck) CheckValue(v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("expected a list, got %T", v)
+	}
+	for _, x := range list {
+		if c.want.CheckValue(x) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("no element of the list of %d matches %s", len(list), c.want)
+}
+
+func (c listHasCheck) String() string { return "a list with an element " + c.want.String() }
+
+// archivesPresent checks which of the labelled backups are on the storage
+// (*v is read when the check runs).
+func archivesPresent(env *acctest.Env, v *map[string]string, present string) statecheck.StateCheck {
+	return acctest.Check(env, func() error {
+		for label, id := range *v {
 			_, err := os.Stat(filepath.Join(env.Sim.StorageDumpDir("pve1", "local"), strings.TrimPrefix(id, "local:backup/")))
 			if want := strings.Contains(present, label+" ") || label == "renamed"; want != (err == nil) {
 				return fmt.Errorf("backup %s (%s): present=%v, want %v", label, id, err == nil, want)
 			}
 		}
+		if len(*v) == 0 {
+			return fmt.Errorf("no backups were recorded")
+		}
 		return nil
-	}
+	})
 }
 
 // TestAccBackupRetention_marks evaluates the policy through PVE's dry run:
@@ -144,44 +169,26 @@ data "proxmoxapp_backup_retention" "r" {
 					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("node"), knownvalue.StringExact("pve1")),
 					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("policy"),
 						knownvalue.StringExact("keep-last=1,keep-hourly=1,keep-daily=2,keep-weekly=1,keep-monthly=1")),
+					// v is recorded by PreConfig: the volid lists are built when checked
+					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("keep"),
+						acctest.Lazy(func() knownvalue.Check { return volidList(v, "A", "C", "E", "F", "G", "I") })),
+					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("remove"),
+						acctest.Lazy(func() knownvalue.Check { return volidList(v, "B", "H", "J") })),
+					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("protected"),
+						acctest.Lazy(func() knownvalue.Check { return volidList(v, "D") })),
+					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("renamed"),
+						acctest.Lazy(func() knownvalue.Check { return volidList(v, "renamed") })),
+					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("backups"), knownvalue.ListSizeExact(11)),
+					// J's entry: its time in UTC, its mark
+					statecheck.ExpectKnownValue(retentionAddr, tfjsonpath.New("backups"), acctest.Lazy(func() knownvalue.Check {
+						return listHas(knownvalue.ObjectPartial(map[string]knownvalue.Check{
+							"volid":      knownvalue.StringExact(v["J"]),
+							"created_at": knownvalue.StringExact("2025-12-20T07:00:00Z"),
+							"mark":       knownvalue.StringExact("remove"),
+						}))
+					})),
+					archivesPresent(env, &v, "A B C D E F G H I J "),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					func(s *terraform.State) error {
-						a := s.RootModule().Resources[retentionAddr].Primary.Attributes
-						want := map[string][]string{"keep": {"A", "C", "E", "F", "G", "I"}, "remove": {"B", "H", "J"},
-							"protected": {"D"}, "renamed": {"renamed"}}
-						for attr, labels := range want {
-							var ids []string
-							for _, l := range labels {
-								ids = append(ids, v[l])
-							}
-							sort.Strings(ids)
-							var got []string
-							for i := 0; i < len(a)+1; i++ {
-								x, ok := a[fmt.Sprintf("%s.%d", attr, i)]
-								if !ok {
-									break
-								}
-								got = append(got, x)
-							}
-							if strings.Join(got, " ") != strings.Join(ids, " ") {
-								return fmt.Errorf("%s = %v, want %v", attr, got, ids)
-							}
-						}
-						if a["backups.#"] != "11" {
-							return fmt.Errorf("backups.# = %s", a["backups.#"])
-						}
-						for i := 0; i < 11; i++ {
-							if a[fmt.Sprintf("backups.%d.volid", i)] == v["J"] {
-								if a[fmt.Sprintf("backups.%d.created_at", i)] != "2025-12-20T07:00:00Z" || a[fmt.Sprintf("backups.%d.mark", i)] != "remove" {
-									return fmt.Errorf("J: created_at %s", a[fmt.Sprintf("backups.%d.created_at", i)])
-								}
-							}
-						}
-						return nil
-					},
-					archivesPresent(env, v, "A B C D E F G H I J "),
-				),
 			},
 		},
 	})
@@ -220,11 +227,9 @@ resource "proxmoxapp_backup_prune" "p" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("deletions"), volidList(v, "H", "J")),
 					statecheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("node"), knownvalue.StringExact("pve1")),
+					archivesPresent(env, &v, "A B C D E F G I "),
+					statecheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("pruned_at"), knownvalue.StringRegexp(rfc3339UTC)),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					archivesPresent(env, v, "A B C D E F G I "),
-					resource.TestCheckResourceAttrWith(pruneAddr, "pruned_at", rfc3339),
-				),
 			},
 			{
 				// Nothing more to delete (B is held): no change planned.
@@ -246,7 +251,7 @@ resource "proxmoxapp_backup_prune" "p" {
 					plancheck.ExpectResourceAction(pruneAddr, plancheck.ResourceActionUpdate),
 					plancheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("deletions"), volidList(v, "C")),
 				}},
-				Check: archivesPresent(env, v, "N A B D E F G I "),
+				ConfigStateChecks: []statecheck.StateCheck{archivesPresent(env, &v, "N A B D E F G I ")},
 			},
 			{
 				// Told to: the managed backup goes too.
@@ -255,12 +260,12 @@ resource "proxmoxapp_backup_prune" "p" {
 					plancheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("deletions"), volidList(v, "B")),
 					plancheck.ExpectKnownValue(pruneAddr, tfjsonpath.New("held_back"), knownvalue.ListExact([]knownvalue.Check{})),
 				}},
-				Check: archivesPresent(env, v, "N A D E F G I "),
+				ConfigStateChecks: []statecheck.StateCheck{archivesPresent(env, &v, "N A D E F G I ")},
 			},
 			{
 				// Destroying the resource deletes nothing.
-				Config: env.ProviderConfig(),
-				Check:  archivesPresent(env, v, "N A D E F G I "),
+				Config:            env.ProviderConfig(),
+				ConfigStateChecks: []statecheck.StateCheck{archivesPresent(env, &v, "N A D E F G I ")},
 			},
 		},
 	})
@@ -320,8 +325,8 @@ resource "proxmoxapp_backup_prune" "p" {
 				ExpectError: regexp.MustCompile(`Prune failed(.|\n)*HTTP 403 Permission check failed\s+\(/storage/local,\s+Datastore.AllocateSpace\)`),
 			},
 			{
-				Config: env.ProviderConfig(),
-				Check:  archivesPresent(env, v, "A B C D E F G H I J "),
+				Config:            env.ProviderConfig(),
+				ConfigStateChecks: []statecheck.StateCheck{archivesPresent(env, &v, "A B C D E F G H I J ")},
 			},
 		},
 	})

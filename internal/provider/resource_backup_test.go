@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -37,6 +38,7 @@ func TestAccBackup_lifecycle(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	var firstArchive, secondArchive string
+	volidChanges := statecheck.CompareValue(compare.ValuesDiffer())
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -44,14 +46,17 @@ func TestAccBackup_lifecycle(t *testing.T) {
 			if env.Sim == nil {
 				return nil
 			}
-			return archiveGone(secondArchive)
+			return acctest.ArchiveGone(secondArchive)
 		},
 		Steps: []resource.TestStep{
 			{
 				Config: backupConfig(env, `  notes = "before upgrade"
   triggers = { app_version = "1.0" }`),
 				ConfigStateChecks: []statecheck.StateCheck{
-					archiveCheck{env: env, address: backupAddr, seen: &firstArchive},
+					acctest.ArchiveOnStorage(env, backupAddr, &firstArchive),
+					volidChanges.AddStateValue(backupAddr, tfjsonpath.New("volid")),
+					statecheck.CompareValuePairs(backupAddr, tfjsonpath.New("id"), backupAddr, tfjsonpath.New("volid"), compare.ValuesSame()),
+					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("created_at"), knownvalue.StringRegexp(rfc3339UTC)),
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(int64(env.VMID))),
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("guest_type"), knownvalue.StringExact("lxc")),
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("format"), knownvalue.StringExact("tar.zst")),
@@ -63,10 +68,6 @@ func TestAccBackup_lifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("task_id"),
 						knownvalue.StringRegexp(regexp.MustCompile(`^UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:vzdump:\d+:[^:]+:$`))),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					resource.TestCheckResourceAttrPair(backupAddr, "id", backupAddr, "volid"),
-					resource.TestCheckResourceAttrWith(backupAddr, "created_at", rfc3339),
-				),
 			},
 			{
 				// Same configuration: nothing to do.
@@ -85,16 +86,9 @@ func TestAccBackup_lifecycle(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("notes"), knownvalue.StringExact("kept for the audit")),
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("protected"), knownvalue.Bool(true)),
-				},
-				Check: func(*terraform.State) error {
-					if env.Sim == nil {
-						return nil
-					}
-					if err := fileHas(firstArchive+".notes", "kept for the audit"); err != nil {
-						return err
-					}
-					_, err := os.Stat(firstArchive + ".protected")
-					return err
+					acctest.ArchiveIs(env, backupAddr, &firstArchive),
+					acctest.ArchiveSidecar(env, backupAddr, ".notes", "kept for the audit"),
+					acctest.ArchiveSidecar(env, backupAddr, ".protected", ""),
 				},
 			},
 			{
@@ -113,15 +107,10 @@ func TestAccBackup_lifecycle(t *testing.T) {
 					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
 					plancheck.ExpectUnknownValue(backupAddr, tfjsonpath.New("volid")),
 				}},
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr, seen: &secondArchive}},
-				Check: func(*terraform.State) error {
-					if env.Sim == nil {
-						return nil
-					}
-					if secondArchive == firstArchive {
-						return fmt.Errorf("triggers change kept the same archive %s", firstArchive)
-					}
-					return archiveGone(firstArchive)
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveOnStorage(env, backupAddr, &secondArchive),
+					acctest.ArchiveReplaced(env, backupAddr, &firstArchive),
+					volidChanges.AddStateValue(backupAddr, tfjsonpath.New("volid")),
 				},
 			},
 			{
@@ -150,10 +139,7 @@ func TestAccBackup_notesTemplate(t *testing.T) {
 				Config: cfg,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("notes"), knownvalue.StringExact("{{guestname}} ({{vmid}}) on {{node}}")),
-				},
-				Check: func(s *terraform.State) error {
-					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
-					return fileHas(env.ArchivePath(rs["node"], rs["storage"], rs["filename"])+".notes", "web (100) on pve1")
+					acctest.ArchiveSidecar(env, backupAddr, ".notes", "web (100) on pve1"),
 				},
 			},
 			{Config: cfg, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
@@ -163,9 +149,8 @@ func TestAccBackup_notesTemplate(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
 				}},
-				Check: func(s *terraform.State) error {
-					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
-					return fileHas(env.ArchivePath(rs["node"], rs["storage"], rs["filename"])+".notes", "web in pvesim after edit")
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveSidecar(env, backupAddr, ".notes", "web in pvesim after edit"),
 				},
 			},
 			{Config: backupConfig(env, `  notes = "{{guestname}} in {{cluster}} after edit"`), PlanOnly: true},
@@ -185,7 +170,7 @@ func TestAccBackup_removedOutOfBand(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config:            backupConfig(env, ""),
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr, seen: &archive}},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backupAddr, &archive)},
 			},
 			{
 				PreConfig: func() {
@@ -197,7 +182,7 @@ func TestAccBackup_removedOutOfBand(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionCreate),
 				}},
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr}},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backupAddr, nil)},
 			},
 		},
 	})
@@ -214,7 +199,7 @@ func TestAccBackup_protectedDestroy(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config:            backupConfig(env, "  protected = true"),
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr, seen: &archive}},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backupAddr, &archive)},
 			},
 			{
 				Config:      backupConfig(env, "  protected = true"),
@@ -223,12 +208,10 @@ func TestAccBackup_protectedDestroy(t *testing.T) {
 			},
 			{
 				Config: backupConfig(env, "  protected = false"),
-				Check: func(*terraform.State) error {
-					if env.Sim == nil {
-						return nil
-					}
-					_, err := os.Stat(archive)
-					return err // still there after the refused destroy
+				// still there after the refused destroy
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveIs(env, backupAddr, &archive),
+					acctest.ArchiveOnStorage(env, backupAddr, nil),
 				},
 			},
 		},
@@ -280,7 +263,7 @@ func TestAccBackup_guestKinds(t *testing.T) {
 				// PBS compresses on its own; vzdump's compress is not recorded.
 				ignore = append(ignore, "compress")
 			} else {
-				checks = append(checks, archiveCheck{env: env, address: backupAddr})
+				checks = append(checks, acctest.ArchiveOnStorage(env, backupAddr, nil))
 			}
 			resource.Test(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -310,15 +293,20 @@ func TestAccBackup_vzdumpFails(t *testing.T) {
 	env.Sim.FailTask("vzdump", 100, "vma_queue_write: write error - No space left on device")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		Steps: []resource.TestStep{{
-			Config:      backupConfig(env, ""),
-			ExpectError: regexp.MustCompile(`(?s)vzdump of guest 100 to storage "local" did not produce a backup.*job errors.*No space left on device`),
-		}},
-		CheckDestroy: func(s *terraform.State) error {
-			if _, ok := s.RootModule().Resources[backupAddr]; ok {
-				return fmt.Errorf("a failed backup is in state")
-			}
-			return nil
+		Steps: []resource.TestStep{
+			{
+				Config:      backupConfig(env, ""),
+				ExpectError: regexp.MustCompile(`(?s)vzdump of guest 100 to storage "local" did not produce a backup.*job errors.*No space left on device`),
+			},
+			{
+				// Nothing in state (a failed backup there would be planned for
+				// destruction) and no archive left on the storage.
+				Config:           env.ProviderConfig(),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.AtMostArchives(env, "pve1", "local", "vzdump-lxc-100-", 0),
+				},
+			},
 		},
 	})
 }
@@ -367,37 +355,8 @@ func TestAccBackup_validation(t *testing.T) {
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: protoV6ProviderFactories, Steps: steps})
 }
 
-func rfc3339(v string) error {
-	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(v) {
-		return fmt.Errorf("created_at %q is not RFC 3339 UTC", v)
-	}
-	return nil
-}
-
-func fileHas(path, want string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if strings.TrimRight(string(b), "\n") != want {
-		return fmt.Errorf("%s holds %q, want %q", path, b, want)
-	}
-	return nil
-}
-
-// archiveGone asserts that an archive and its .log and .notes sidecars are gone.
-func archiveGone(archive string) error {
-	if archive == "" {
-		return fmt.Errorf("no archive was recorded")
-	}
-	logFile := archive[:strings.Index(archive, ".tar")] + ".log"
-	for _, p := range []string{archive, archive + ".notes", logFile} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			return fmt.Errorf("%s still exists after destroy (err=%v)", p, err)
-		}
-	}
-	return nil
-}
+// rfc3339UTC is how created_at is written: RFC 3339, UTC, whole seconds.
+var rfc3339UTC = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
 
 // TestAccBackup_rotationKeepsOldOnFailure: a triggers change takes the new
 // backup before it deletes the old one, without create_before_destroy and
@@ -410,13 +369,13 @@ func TestAccBackup_rotationKeepsOldOnFailure(t *testing.T) {
 	cfg := func(version string) string {
 		return backupConfig(env, fmt.Sprintf("  protected = true\n  triggers = { app_version = %q }", version))
 	}
-	var first, second string
+	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
 				Config:            cfg("1"),
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr, seen: &first}},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.ArchiveOnStorage(env, backupAddr, &first)},
 			},
 			{
 				PreConfig:   func() { env.Sim.FailTask("vzdump", 100, "vma_queue_write: write error - No space left on device") },
@@ -425,15 +384,11 @@ func TestAccBackup_rotationKeepsOldOnFailure(t *testing.T) {
 			},
 			{
 				// Still the first archive, on disk and in state; a retry works.
-				Config:            cfg("1"),
-				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
-				ConfigStateChecks: []statecheck.StateCheck{archiveCheck{env: env, address: backupAddr}},
-				Check: func(s *terraform.State) error {
-					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
-					if got := env.ArchivePath(rs["node"], rs["storage"], rs["filename"]); got != first {
-						return fmt.Errorf("state names %s, want the first archive %s", got, first)
-					}
-					return nil
+				Config:           cfg("1"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveOnStorage(env, backupAddr, nil),
+					acctest.ArchiveIs(env, backupAddr, &first),
 				},
 			},
 			{
@@ -443,19 +398,11 @@ func TestAccBackup_rotationKeepsOldOnFailure(t *testing.T) {
 					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
-					archiveCheck{env: env, address: backupAddr},
+					acctest.ArchiveOnStorage(env, backupAddr, nil),
 					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("protected"), knownvalue.Bool(true)),
-				},
-				Check: func(s *terraform.State) error {
-					rs := s.RootModule().Resources[backupAddr].Primary.Attributes
-					second = env.ArchivePath(rs["node"], rs["storage"], rs["filename"])
-					if second == first {
-						return fmt.Errorf("rotation kept the archive %s", first)
-					}
-					if _, err := os.Stat(second + ".protected"); err != nil {
-						return fmt.Errorf("the new archive is not protected on the storage: %v", err)
-					}
-					return archiveGone(first)
+					// the new archive is protected on the storage; the old one is gone
+					acctest.ArchiveSidecar(env, backupAddr, ".protected", ""),
+					acctest.ArchiveReplaced(env, backupAddr, &first),
 				},
 			},
 			{

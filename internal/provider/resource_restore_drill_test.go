@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	tfjson "github.com/hashicorp/terraform-json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,7 +19,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
@@ -54,38 +54,45 @@ output "recovery_seconds" {
 
 // onlyDefaultGuests checks that no scratch guest is left: the simulator
 // holds its three guests, 100 still running.
-func onlyDefaultGuests(env *acctest.Env, scratch ...int) resource.TestCheckFunc {
-	return func(*terraform.State) error {
-		for _, v := range scratch {
-			if _, ok := env.Sim.GuestState(v); ok {
-				return fmt.Errorf("scratch guest %d is still there", v)
-			}
-		}
-		if g, ok := env.Sim.GuestState(100); !ok || g.Status != "running" || g.Lock != "" {
-			return fmt.Errorf("the original guest 100 is %+v", g)
-		}
-		for _, v := range []int{101, 200} {
-			if _, ok := env.Sim.GuestState(v); !ok {
-				return fmt.Errorf("guest %d vanished", v)
-			}
-		}
-		return nil
-	}
+func onlyDefaultGuests(env *acctest.Env, scratch ...int) statecheck.StateCheck {
+	return acctest.Check(env, func() error { return defaultGuestsOnly(env, scratch...) })
 }
 
-// drillTimings checks 0 < restore_seconds <= recovery_seconds and the size.
-func drillTimings(s *terraform.State) error {
-	a := s.RootModule().Resources[drillAddr].Primary.Attributes
-	restore, err1 := strconv.ParseFloat(a["restore_seconds"], 64)
-	recovery, err2 := strconv.ParseFloat(a["recovery_seconds"], 64)
-	size, err3 := strconv.ParseInt(a["restored_bytes"], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || restore <= 0 || recovery < restore || size <= 0 {
-		return fmt.Errorf("restore_seconds %q, recovery_seconds %q, restored_bytes %q", a["restore_seconds"], a["recovery_seconds"], a["restored_bytes"])
+func defaultGuestsOnly(env *acctest.Env, scratch ...int) error {
+	for _, v := range scratch {
+		if _, ok := env.Sim.GuestState(v); ok {
+			return fmt.Errorf("scratch guest %d is still there", v)
+		}
 	}
-	if out := s.RootModule().Outputs["recovery_seconds"]; out == nil || fmt.Sprint(out.Value) != a["recovery_seconds"] {
-		return fmt.Errorf("output recovery_seconds %v", out)
+	if g, ok := env.Sim.GuestState(100); !ok || g.Status != "running" || g.Lock != "" {
+		return fmt.Errorf("the original guest 100 is %+v", g)
+	}
+	for _, v := range []int{101, 200} {
+		if _, ok := env.Sim.GuestState(v); !ok {
+			return fmt.Errorf("guest %d vanished", v)
+		}
 	}
 	return nil
+}
+
+// drillTimings checks 0 < restore_seconds <= recovery_seconds, the size,
+// and that the recovery_seconds output shows the attribute.
+func drillTimings() statecheck.StateCheck {
+	return acctest.StateCheck(func(s *tfjson.State) error {
+		a, err := acctest.Attrs(s, drillAddr)
+		if err != nil {
+			return err
+		}
+		restore, recovery := acctest.Float64(a["restore_seconds"]), acctest.Float64(a["recovery_seconds"])
+		size := acctest.Int64(a["restored_bytes"])
+		if !(restore > 0) || !(recovery >= restore) || size <= 0 {
+			return fmt.Errorf("restore_seconds %v, recovery_seconds %v, restored_bytes %v", a["restore_seconds"], a["recovery_seconds"], a["restored_bytes"])
+		}
+		if out := s.Values.Outputs["recovery_seconds"]; out == nil || acctest.Float64(out.Value) != recovery {
+			return fmt.Errorf("output recovery_seconds %v, attribute %v", out, a["recovery_seconds"])
+		}
+		return nil
+	})
 }
 
 // TestAccRestoreDrill_passes drills a container backup into the next free
@@ -111,12 +118,10 @@ func TestAccRestoreDrill_passes(t *testing.T) {
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("connect_network"), knownvalue.Bool(false)),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(reDrillTask(102))),
 					sameTask.AddStateValue(drillAddr, tfjsonpath.New("task_id")),
-				},
-				Check: resource.ComposeTestCheckFunc(
-					resource.TestCheckResourceAttrWith(drillAddr, "ran_at", rfc3339),
-					drillTimings,
+					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("ran_at"), knownvalue.StringRegexp(rfc3339UTC)),
+					drillTimings(),
 					onlyDefaultGuests(env, 102),
-				),
+				},
 			},
 			{
 				Config:           drillConfig(env, `  triggers = { night = "1" }`),
@@ -130,8 +135,9 @@ func TestAccRestoreDrill_passes(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
 					sameTask.AddStateValue(drillAddr, tfjsonpath.New("task_id")), // a new restore task
+					drillTimings(),
+					onlyDefaultGuests(env, 102),
 				},
-				Check: resource.ComposeTestCheckFunc(drillTimings, onlyDefaultGuests(env, 102)),
 			},
 		},
 	})
@@ -157,8 +163,8 @@ func TestAccRestoreDrill_failing(t *testing.T) {
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("failure_reason"), knownvalue.StringRegexp(regexp.MustCompile(regexp.QuoteMeta(msg)))),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("recovery_seconds"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(102)),
+					onlyDefaultGuests(env, 102),
 				},
-				Check: onlyDefaultGuests(env, 102),
 			},
 			{
 				// fail_on_error changes in place: the recorded failure stays, nothing runs.
@@ -180,7 +186,7 @@ func TestAccRestoreDrill_failing(t *testing.T) {
 			{
 				// the failed drill is tainted: the next apply drills again, and passes
 				PreConfig: func() {
-					if err := onlyDefaultGuests(env, 102)(nil); err != nil {
+					if err := defaultGuestsOnly(env, 102); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -188,8 +194,8 @@ func TestAccRestoreDrill_failing(t *testing.T) {
   fail_on_error = true`),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
+					onlyDefaultGuests(env, 102),
 				},
-				Check: onlyDefaultGuests(env, 102),
 			},
 		},
 	})
@@ -226,8 +232,8 @@ func TestAccRestoreDrill_interruptedThenRerun(t *testing.T) {
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(900)),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(reDrillTask(900))),
+					onlyDefaultGuests(env, 900),
 				},
-				Check: onlyDefaultGuests(env, 900),
 			},
 		},
 	})
@@ -253,11 +259,13 @@ func TestAccRestoreDrill_refusesExistingOrOriginalVMID(t *testing.T) {
 			},
 			{
 				Config: env.ProviderConfig(),
-				Check: func(*terraform.State) error {
-					if after, _ := env.Sim.GuestConfigText(101); after != before {
-						return fmt.Errorf("guest 101 changed")
-					}
-					return nil
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.Check(env, func() error {
+						if after, _ := env.Sim.GuestConfigText(101); after != before {
+							return fmt.Errorf("guest 101 changed")
+						}
+						return nil
+					}),
 				},
 			},
 		},
@@ -289,8 +297,8 @@ resource "proxmoxapp_restore_drill" "d" {
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(950)),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("task_id"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("restore_seconds"), knownvalue.Null()),
+					onlyDefaultGuests(env, 950),
 				},
-				Check: onlyDefaultGuests(env, 950),
 			},
 		},
 	})
@@ -333,7 +341,7 @@ resource "proxmoxapp_restore_drill" "d" {
 			},
 			{
 				PreConfig: func() {
-					if err := onlyDefaultGuests(env, 102)(nil); err != nil {
+					if err := defaultGuestsOnly(env, 102); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -343,7 +351,7 @@ resource "proxmoxapp_restore_drill" "d" {
 			},
 			{
 				PreConfig: func() {
-					if err := onlyDefaultGuests(env, 102)(nil); err != nil {
+					if err := defaultGuestsOnly(env, 102); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -415,11 +423,9 @@ resource "proxmoxapp_restore_drill" "d" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("outcome"), knownvalue.StringExact("passed")),
 					statecheck.ExpectKnownValue(drillAddr, tfjsonpath.New("vmid"), knownvalue.Int64Exact(900)),
-				},
-				Check: resource.ComposeTestCheckFunc(
 					onlyDefaultGuests(env, 900, 901),
-					guestIs(env, 902, "stopped"),
-				),
+					acctest.GuestPowerState(env, 902, "stopped"),
+				},
 			},
 		},
 	})

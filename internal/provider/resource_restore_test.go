@@ -4,20 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
+	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
@@ -59,7 +57,9 @@ func TestAccRestore_lxcRoundTrip(t *testing.T) {
 	root := env.Sim.GuestRootfs(100)
 
 	var atBackup, beforeRestore map[string]string
-	var firstTask, firstSafety string
+	// the trigger's second restore is a new task with a new safety backup
+	taskChanges := statecheck.CompareValue(compare.ValuesDiffer())
+	safetyChanges := statecheck.CompareValue(compare.ValuesDiffer())
 	restore := func(run string) string {
 		return fmt.Sprintf(`
 resource "proxmoxapp_restore" "r" {
@@ -81,23 +81,20 @@ resource "proxmoxapp_restore" "peek" {
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "v1 backed up\n") },
-				Config:    restoreConfig(env, 100, ""),
-				Check: func(*terraform.State) (err error) {
-					atBackup, err = readTree(root)
-					return err
-				},
+				PreConfig:         func() { acctest.WriteGuestFile(t, root, markerPath, "v1 backed up\n") },
+				Config:            restoreConfig(env, 100, ""),
+				ConfigStateChecks: []statecheck.StateCheck{acctest.RecordTree(root, &atBackup)},
 			},
 			{
 				// Change, delete and add files, then restore over the running guest.
 				PreConfig: func() {
-					writeGuestFile(t, root, markerPath, "v2 changed after the backup\n")
-					writeGuestFile(t, root, "srv/junk", "not in the backup\n")
+					acctest.WriteGuestFile(t, root, markerPath, "v2 changed after the backup\n")
+					acctest.WriteGuestFile(t, root, "srv/junk", "not in the backup\n")
 					if err := os.Remove(filepath.Join(root, "var/www/index.html")); err != nil {
 						t.Fatal(err)
 					}
 					var err error
-					if beforeRestore, err = readTree(root); err != nil {
+					if beforeRestore, err = acctest.ReadTree(root); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -110,17 +107,13 @@ resource "proxmoxapp_restore" "peek" {
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("safety_backup_volid"), knownvalue.StringRegexp(reSafetyLXC("local"))),
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("safety_backup"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("shutdown_timeout"), knownvalue.StringExact("3m")),
+					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("restored_at"), knownvalue.StringRegexp(rfc3339UTC)),
+					acctest.FileTree(root, &atBackup),
+					acctest.GuestPowerState(env, 100, "running"),
+					acctest.VolumeOnStorage(env, restoreAddr, "safety_backup_volid", "pve1"),
+					taskChanges.AddStateValue(restoreAddr, tfjsonpath.New("task_id")),
+					safetyChanges.AddStateValue(restoreAddr, tfjsonpath.New("safety_backup_volid")),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					resource.TestCheckResourceAttrWith(restoreAddr, "restored_at", rfc3339),
-					treeIs(root, &atBackup),
-					guestIs(env, 100, "running"),
-					func(s *terraform.State) error {
-						a := s.RootModule().Resources[restoreAddr].Primary.Attributes
-						firstTask, firstSafety = a["task_id"], a["safety_backup_volid"]
-						return fileExists(filepath.Join(env.Sim.StorageDumpDir("pve1", "local"), strings.TrimPrefix(firstSafety, "local:backup/")))
-					},
-				),
 			},
 			{
 				// Nothing changed: reading keeps the restore, nothing re-runs.
@@ -139,34 +132,27 @@ resource "proxmoxapp_restore" "peek" {
 					statecheck.ExpectKnownValue("proxmoxapp_restore.peek", tfjsonpath.New("previous_status"), knownvalue.StringExact("absent")),
 					statecheck.ExpectKnownValue("proxmoxapp_restore.peek", tfjsonpath.New("safety_backup_volid"), knownvalue.Null()),
 					statecheck.ExpectKnownValue("proxmoxapp_restore.peek", tfjsonpath.New("node"), knownvalue.StringExact("pve1")),
+					acctest.FileTree(env.Sim.GuestRootfs(150), &beforeRestore),
+					acctest.GuestPowerState(env, 150, "running"),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					treeIs(env.Sim.GuestRootfs(150), &beforeRestore),
-					guestIs(env, 150, "running"),
-				),
 			},
 			{
 				// A new trigger value restores again (the files had changed
 				// again); dropping "peek" only forgets it: guest 150 stays.
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "v3 changed again\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "v3 changed again\n") },
 				Config:    restoreConfig(env, 100, restore("2")),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionDestroyBeforeCreate),
 					plancheck.ExpectResourceAction("proxmoxapp_restore.peek", plancheck.ResourceActionDestroy),
 				}},
-				Check: resource.ComposeTestCheckFunc(
-					treeIs(root, &atBackup),
-					guestIs(env, 100, "running"),
-					guestIs(env, 150, "running"),
-					treeIs(env.Sim.GuestRootfs(150), &beforeRestore),
-					func(s *terraform.State) error {
-						a := s.RootModule().Resources[restoreAddr].Primary.Attributes
-						if a["task_id"] == firstTask || a["safety_backup_volid"] == firstSafety {
-							return fmt.Errorf("the restore did not run again: task %s, safety backup %s", a["task_id"], a["safety_backup_volid"])
-						}
-						return nil
-					},
-				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.FileTree(root, &atBackup),
+					acctest.GuestPowerState(env, 100, "running"),
+					acctest.GuestPowerState(env, 150, "running"),
+					acctest.FileTree(env.Sim.GuestRootfs(150), &beforeRestore),
+					taskChanges.AddStateValue(restoreAddr, tfjsonpath.New("task_id")),
+					safetyChanges.AddStateValue(restoreAddr, tfjsonpath.New("safety_backup_volid")),
+				},
 			},
 		},
 	})
@@ -200,14 +186,9 @@ resource "proxmoxapp_restore" "r" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("previous_status"), knownvalue.StringExact("running")),
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("safety_backup_volid"), knownvalue.StringRegexp(reSafetyLXC("nas"))),
+					acctest.GuestPowerState(env, 100, "stopped"),
+					acctest.Remember("proxmoxapp_backup.b", "volid", &volid),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					guestIs(env, 100, "stopped"),
-					func(s *terraform.State) error {
-						volid = s.RootModule().Resources["proxmoxapp_backup.b"].Primary.Attributes["volid"]
-						return nil
-					},
-				),
 			},
 			{
 				// Make the guest vanish (a failed restore outside Terraform
@@ -269,10 +250,10 @@ func TestAccRestore_qemuRoundTrip(t *testing.T) {
 			{
 				PreConfig: func() { fill(0x5a) },
 				Config:    restoreConfig(env, 200, ""),
-				Check: func(*terraform.State) (err error) {
+				ConfigStateChecks: []statecheck.StateCheck{acctest.Check(env, func() (err error) {
 					atBackup, err = os.ReadFile(disk)
 					return err
-				},
+				})},
 			},
 			{
 				PreConfig: func() { fill(0xa5) },
@@ -287,10 +268,8 @@ resource "proxmoxapp_restore" "r" {
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(regexp.MustCompile(`:qmrestore:200:`))),
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("safety_backup_volid"),
 						knownvalue.StringRegexp(regexp.MustCompile(`^local:backup/vzdump-qemu-200-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.vma\.zst$`))),
-				},
-				Check: resource.ComposeTestCheckFunc(
-					guestIs(env, 200, "stopped"),
-					func(*terraform.State) error {
+					acctest.GuestPowerState(env, 200, "stopped"),
+					acctest.Check(env, func() error {
 						got, err := os.ReadFile(disk)
 						if err != nil {
 							return err
@@ -299,8 +278,8 @@ resource "proxmoxapp_restore" "r" {
 							return fmt.Errorf("disk of VM 200 (%d bytes) differs from the backed-up disk (%d bytes)", len(got), len(atBackup))
 						}
 						return nil
-					},
-				),
+					}),
+				},
 			},
 		},
 	})
@@ -320,14 +299,14 @@ func TestAccRestore_taskFails(t *testing.T) {
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "old\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "old\n") },
 				Config:    restoreConfig(env, 100, ""),
 			},
 			{
 				PreConfig: func() {
-					writeGuestFile(t, root, markerPath, "precious, not backed up by hand\n")
+					acctest.WriteGuestFile(t, root, markerPath, "precious, not backed up by hand\n")
 					var err error
-					if precious, err = readTree(root); err != nil {
+					if precious, err = acctest.ReadTree(root); err != nil {
 						t.Fatal(err)
 					}
 					env.Sim.FailTask("vzrestore", 100, "tar: Unexpected EOF in archive")
@@ -362,11 +341,9 @@ resource "proxmoxapp_restore" "recover" {
 						"proxmoxapp_backup.b", tfjsonpath.New("volid"), compare.ValuesSame()),
 					statecheck.ExpectKnownValue("proxmoxapp_restore.recover", tfjsonpath.New("backup"), knownvalue.StringRegexp(reSafetyLXC("local"))),
 					statecheck.ExpectKnownValue("proxmoxapp_restore.recover", tfjsonpath.New("safety_backup_volid"), knownvalue.Null()),
+					acctest.FileTree(root, &precious),
+					acctest.GuestPowerState(env, 100, "running"),
 				},
-				Check: resource.ComposeTestCheckFunc(
-					treeIs(root, &precious),
-					guestIs(env, 100, "running"),
-				),
 			},
 		},
 	})
@@ -402,10 +379,10 @@ resource "proxmoxapp_restore" "r" {
 			},
 			{
 				Config: restoreConfig(env, 200, ""),
-				Check: resource.ComposeTestCheckFunc(
-					guestIs(env, 100, "running"),
-					noArchiveOf(env, "pve1", "local", "vzdump-lxc-100-", 0), // no safety backup was taken
-				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.GuestPowerState(env, 100, "running"),
+					acctest.AtMostArchives(env, "pve1", "local", "vzdump-lxc-100-", 0), // no safety backup was taken
+				},
 			},
 		},
 	})
@@ -435,10 +412,10 @@ resource "proxmoxapp_restore" "r" {
 			{
 				PreConfig: func() { env.Sim.SetGuestLock(100, "") },
 				Config:    restoreConfig(env, 100, ""),
-				Check: resource.ComposeTestCheckFunc(
-					guestIs(env, 100, "running"),
-					noArchiveOf(env, "pve1", "local", "vzdump-lxc-100-", 1), // only b: no safety backup
-				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.GuestPowerState(env, 100, "running"),
+					acctest.AtMostArchives(env, "pve1", "local", "vzdump-lxc-100-", 1), // only b: no safety backup
+				},
 			},
 		},
 	})
@@ -487,123 +464,11 @@ data "proxmoxapp_backups" "app" {
 `,
 		ConfigStateChecks: []statecheck.StateCheck{
 			statecheck.ExpectKnownValue("data.proxmoxapp_backups.app", tfjsonpath.New("backups"), knownvalue.ListSizeExact(0)),
+			acctest.GuestPowerState(env, 100, "running"),
+			acctest.GuestAbsent(env, 150), // a failed restore into it created nothing
 		},
-		Check: resource.ComposeTestCheckFunc(
-			guestIs(env, 100, "running"),
-			func(*terraform.State) error {
-				if _, ok := env.Sim.GuestState(150); ok {
-					return fmt.Errorf("guest 150 exists after a failed restore into it")
-				}
-				return nil
-			},
-		),
 	})
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: protoV6ProviderFactories, Steps: steps})
-}
-
-// writeGuestFile writes one file below a container's root filesystem.
-func writeGuestFile(t *testing.T, root, rel, content string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readTree maps every regular file below root to its content.
-func readTree(root string) (map[string]string, error) {
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		out[filepath.ToSlash(rel)] = string(b)
-		return nil
-	})
-	return out, err
-}
-
-// treeIs checks that the files below root are exactly *want.
-func treeIs(root string, want *map[string]string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
-		if len(*want) == 0 {
-			return fmt.Errorf("no expected file tree was recorded for %s", root)
-		}
-		got, err := readTree(root)
-		if err != nil {
-			return err
-		}
-		var diffs []string
-		for k, v := range *want {
-			g, ok := got[k]
-			switch {
-			case !ok:
-				diffs = append(diffs, "missing "+k)
-			case g != v:
-				diffs = append(diffs, fmt.Sprintf("%s holds %q, want %q", k, g, v))
-			}
-		}
-		for k := range got {
-			if _, ok := (*want)[k]; !ok {
-				diffs = append(diffs, "unexpected "+k)
-			}
-		}
-		if len(diffs) > 0 {
-			sort.Strings(diffs)
-			return fmt.Errorf("files below %s differ: %s", root, strings.Join(diffs, "; "))
-		}
-		return nil
-	}
-}
-
-// guestIs checks a guest's power state and that no lock is left on it.
-func guestIs(env *acctest.Env, vmid int, status string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
-		g, ok := env.Sim.GuestState(vmid)
-		if !ok {
-			return fmt.Errorf("guest %d does not exist", vmid)
-		}
-		if g.Status != status || g.Lock != "" {
-			return fmt.Errorf("guest %d is %s (lock %q), want %s and unlocked", vmid, g.Status, g.Lock, status)
-		}
-		return nil
-	}
-}
-
-// noArchiveOf checks that at most allowed archives whose names start with
-// prefix are on a dir storage.
-func noArchiveOf(env *acctest.Env, node, storage, prefix string, allowed int) resource.TestCheckFunc {
-	return func(*terraform.State) error {
-		entries, err := os.ReadDir(env.Sim.StorageDumpDir(node, storage))
-		if err != nil && !os.IsNotExist(err) {
-			return err
-		}
-		var found []string
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), prefix) && !strings.HasSuffix(e.Name(), ".log") && !strings.HasSuffix(e.Name(), ".notes") {
-				found = append(found, e.Name())
-			}
-		}
-		if len(found) > allowed {
-			return fmt.Errorf("%d archives %s* on %s, want at most %d: %v", len(found), prefix, storage, allowed, found)
-		}
-		return nil
-	}
-}
-
-func fileExists(p string) error {
-	if _, err := os.Stat(p); err != nil {
-		return fmt.Errorf("expected file: %w", err)
-	}
-	return nil
 }
 
 // TestAccRestore_newLatestDoesNotRestoreAgain guards the most dangerous
@@ -638,54 +503,41 @@ resource "proxmoxapp_restore" "r" {
 }
 `, version, run)
 	}
-	var firstTask string
+	taskStays := statecheck.CompareValue(compare.ValuesSame())
+	marker := filepath.Join(root, markerPath)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "v1\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "v1\n") },
 				Config:    cfg("1", "a"),
-				Check: func(s *terraform.State) error {
-					firstTask = s.RootModule().Resources[restoreAddr].Primary.Attributes["task_id"]
-					return nil
+				ConfigStateChecks: []statecheck.StateCheck{
+					taskStays.AddStateValue(restoreAddr, tfjsonpath.New("task_id")),
 				},
 			},
 			{
 				// The app moves on and a new backup becomes "latest".
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "v2 after the upgrade\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "v2 after the upgrade\n") },
 				Config:    cfg("2", "a"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("proxmoxapp_backup.b", plancheck.ResourceActionUpdate),
 					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionUpdate),
 				}},
-				Check: resource.ComposeTestCheckFunc(
-					resource.TestCheckResourceAttrPair(restoreAddr, "backup", "proxmoxapp_backup.b", "volid"),
-					func(s *terraform.State) error {
-						if got := s.RootModule().Resources[restoreAddr].Primary.Attributes["task_id"]; got != firstTask {
-							return fmt.Errorf("the restore ran again (task %s, first was %s)", got, firstTask)
-						}
-						b, err := os.ReadFile(filepath.Join(root, markerPath))
-						if err != nil || string(b) != "v2 after the upgrade\n" {
-							return fmt.Errorf("guest 100 was rolled back without being asked: marker %q (%v)", b, err)
-						}
-						return nil
-					},
-				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.CompareValuePairs(restoreAddr, tfjsonpath.New("backup"), "proxmoxapp_backup.b", tfjsonpath.New("volid"), compare.ValuesSame()),
+					// the restore did not run again: same task, guest not rolled back
+					taskStays.AddStateValue(restoreAddr, tfjsonpath.New("task_id")),
+					acctest.FileContent(marker, "v2 after the upgrade\n"),
+				},
 			},
 			{
 				// Asked for through triggers: now it restores the new latest.
-				PreConfig: func() { writeGuestFile(t, root, markerPath, "v3 broken\n") },
+				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "v3 broken\n") },
 				Config:    cfg("2", "b"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(restoreAddr, plancheck.ResourceActionDestroyBeforeCreate),
 				}},
-				Check: func(*terraform.State) error {
-					b, err := os.ReadFile(filepath.Join(root, markerPath))
-					if err != nil || string(b) != "v2 after the upgrade\n" {
-						return fmt.Errorf("marker after the asked-for restore: %q (%v)", b, err)
-					}
-					return nil
-				},
+				ConfigStateChecks: []statecheck.StateCheck{acctest.FileContent(marker, "v2 after the upgrade\n")},
 			},
 		},
 	})
@@ -700,7 +552,7 @@ func TestAccRestore_anyNode(t *testing.T) {
 	env := acctest.New(t)
 	env.RequireDestructive(t)
 	client := env.Client(t)
-	var safety string
+	var safety, restored string
 	t.Cleanup(func() {
 		// The safety backup is deliberately not managed by Terraform.
 		if safety != "" {
@@ -736,40 +588,37 @@ data "proxmoxapp_backups" "after" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("previous_status"), knownvalue.StringRegexp(regexp.MustCompile(`^(running|stopped)$`))),
 					statecheck.ExpectKnownValue(restoreAddr, tfjsonpath.New("task_id"), knownvalue.StringRegexp(regexp.MustCompile(`^UPID:[^:]+:.*:vzrestore:\d+:[^:]+:$`))),
-				},
-				Check: func(s *terraform.State) error {
-					a := s.RootModule().Resources[restoreAddr].Primary.Attributes
-					safety = a["safety_backup_volid"]
-					if safety == "" || safety == a["backup"] {
-						return fmt.Errorf("no safety backup distinct from the restored one: %q", safety)
-					}
-					// The guest runs again if it ran before.
-					g, err := client.FindGuest(context.Background(), env.VMID)
-					if err != nil {
-						return err
-					}
-					if g.Status != a["previous_status"] {
-						return fmt.Errorf("guest is %s after the restore, was %s before", g.Status, a["previous_status"])
-					}
-					return nil
+					// a safety backup distinct from the restored one
+					acctest.Remember(restoreAddr, "safety_backup_volid", &safety),
+					acctest.Remember("proxmoxapp_backup.b", "volid", &restored),
+					statecheck.CompareValuePairs(restoreAddr, tfjsonpath.New("safety_backup_volid"), restoreAddr, tfjsonpath.New("backup"), compare.ValuesDiffer()),
+					// the guest runs again if it ran before (also on a lab node)
+					acctest.StateCheck(func(s *tfjson.State) error {
+						a, err := acctest.Attrs(s, restoreAddr)
+						if err != nil {
+							return err
+						}
+						g, err := client.FindGuest(context.Background(), env.VMID)
+						if err != nil {
+							return err
+						}
+						if g.Status != a["previous_status"] {
+							return fmt.Errorf("guest is %s after the restore, was %s before", g.Status, a["previous_status"])
+						}
+						return nil
+					}),
 				},
 			},
 			{
 				// The listing shows both the backup and the safety backup,
 				// the safety backup (taken later) first.
 				Config: base + listing,
-				Check: func(s *terraform.State) error {
-					d := s.RootModule().Resources["data.proxmoxapp_backups.after"].Primary.Attributes
-					if d["latest.volid"] != safety {
-						return fmt.Errorf("latest is %s, want the safety backup %s", d["latest.volid"], safety)
-					}
-					want := s.RootModule().Resources["proxmoxapp_backup.b"].Primary.Attributes["volid"]
-					for i := 0; d[fmt.Sprintf("backups.%d.volid", i)] != ""; i++ {
-						if d[fmt.Sprintf("backups.%d.volid", i)] == want {
-							return nil
-						}
-					}
-					return fmt.Errorf("the restored backup %s is not listed", want)
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.CompareValuePairs("data.proxmoxapp_backups.after", tfjsonpath.New("latest").AtMapKey("volid"),
+						restoreAddr, tfjsonpath.New("safety_backup_volid"), compare.ValuesSame()),
+					statecheck.ExpectKnownValue("data.proxmoxapp_backups.after", tfjsonpath.New("backups"), acctest.Lazy(func() knownvalue.Check {
+						return listHas(knownvalue.ObjectPartial(map[string]knownvalue.Check{"volid": knownvalue.StringExact(restored)}))
+					})),
 				},
 			},
 		},
