@@ -1,6 +1,11 @@
 // Package acctest is the harness of the acceptance tests: it starts the PVE
 // simulator in-process, or points the tests at a real lab node when
-// PROXMOX_VE_ENDPOINT is set, and offers checks on what landed on storage.
+// PROXMOX_VE_ENDPOINT is set (acctest.go); it offers state checks on what a
+// user would find outside Terraform's state, on the storage, in task logs
+// and in the guests (statechecks.go, guest.go); and it drives a real
+// Terraform binary against the provider served in-process, for what
+// terraform-plugin-testing cannot do: interrupt a run, or use Terraform 1.14
+// for actions and terraform query (terraform.go, ui.go).
 package acctest
 
 import (

@@ -118,9 +118,10 @@ func wantArchives(env *acctest.Env, node, storage string, n int) statecheck.Stat
 	return acctest.Check(env, func() error { return archiveCount(env, node, storage, n) })
 }
 
-// destroyLeaves is archiveCount as a test's CheckDestroy.
-func destroyLeaves(env *acctest.Env, node, storage string, n int) func(*terraform.State) error {
-	return func(*terraform.State) error { return archiveCount(env, node, storage, n) }
+// destroyLeaves is archiveCount on pve1's local storage as a test's
+// CheckDestroy.
+func destroyLeaves(env *acctest.Env, n int) func(*terraform.State) error {
+	return func(*terraform.State) error { return archiveCount(env, "pve1", "local", n) }
 }
 
 // TestAccExamples_readme: the README's minimal configuration, as written,
@@ -138,7 +139,7 @@ func TestAccExamples_readme(t *testing.T) {
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
+		CheckDestroy:             destroyLeaves(env, 0),
 		Steps: []resource.TestStep{
 			{
 				Config: cfg, ConfigVariables: vars("1.0"),
@@ -199,7 +200,7 @@ func TestAccExamples_provider(t *testing.T) {
 			}
 			resource.Test(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
+				CheckDestroy:             destroyLeaves(env, 0),
 				Steps: []resource.TestStep{
 					{
 						Config: withBackup("first"), ConfigVariables: tc.vars(env),
@@ -241,7 +242,7 @@ func TestAccExamples_backup(t *testing.T) {
 	var goldenArchive, firstUpgrade string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
+		CheckDestroy:             destroyLeaves(env, 0),
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: vars("1.0"),
@@ -381,7 +382,7 @@ func TestAccExamples_upgradeRollback(t *testing.T) {
 	const backup, restore = "proxmoxapp_backup.pre_upgrade", "proxmoxapp_restore.rollback[0]"
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             destroyLeaves(env, "pve1", "local", 1), // the rollback's safety backup is not managed
+		CheckDestroy:             destroyLeaves(env, 1), // the rollback's safety backup is not managed
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() { acctest.WriteGuestFile(t, root, markerPath, "1.0\n") },
@@ -435,7 +436,7 @@ func TestAccExamples_demo(t *testing.T) {
 	src := envConfig(env, exampleConfig(t, "examples/demo/main.tf"))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             destroyLeaves(env, "pve1", "local", 1), // the restore's safety backup
+		CheckDestroy:             destroyLeaves(env, 1), // the restore's safety backup
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: config.Variables{"restore": config.BoolVariable(false)},
@@ -498,7 +499,7 @@ func TestAccExamples_import(t *testing.T) {
 	const upgrade = "proxmoxapp_backup.before_upgrade"
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             destroyLeaves(env, "pve1", "local", 0),
+		CheckDestroy:             destroyLeaves(env, 0),
 		Steps: []resource.TestStep{
 			{
 				Config: src, ConfigVariables: vars("1.0"),
