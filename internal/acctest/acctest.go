@@ -169,3 +169,19 @@ func (e *Env) Client(t *testing.T) *pve.Client {
 	}
 	return c
 }
+
+// TakeBackup backs a guest up outside Terraform, as someone in the PVE GUI
+// would, with client c, and waits past the archive's second so that the
+// next backup of the guest gets another name.
+func TakeBackup(t *testing.T, c *pve.Client, vmid int, storage, notes string, protected bool) pve.Backup {
+	t.Helper()
+	res, err := c.CreateBackup(context.Background(), pve.BackupOptions{
+		VMID: vmid, Storage: storage, Mode: "snapshot", Compress: "zstd", NotesTemplate: notes, Protected: protected,
+	}, nil)
+	if err != nil {
+		t.Fatalf("backup of guest %d to %s: %v", vmid, storage, err)
+	}
+	// Archive names have a one-second resolution.
+	time.Sleep(time.Until(res.Backup.CreatedAt.Add(time.Second)))
+	return res.Backup
+}

@@ -238,7 +238,7 @@ func TestAccActionRestore_wrongGuestType(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
-	vm := takeBackup(t, env.Client(t), 200, "local", "", false)
+	vm := acctest.TakeBackup(t, env.Client(t), 200, "local", "", false)
 	tf := newTF114(t)
 	tf.WriteFile("main.tf", tf114Config(env)+`
 variable "backup" {
@@ -276,7 +276,7 @@ action "proxmoxapp_restore" "elsewhere" {
 		t.Errorf("the action started although the plan refused it:\n%s", out)
 	}
 
-	ct := takeBackup(t, env.Client(t), 100, "local", "", false)
+	ct := acctest.TakeBackup(t, env.Client(t), 100, "local", "", false)
 	res = tf.Fails("apply", "-no-color", "-auto-approve", "-invoke=action.proxmoxapp_restore.elsewhere", "-var=backup="+ct.VolID)
 	if out := acctest.Flat(res.Stdout + res.Stderr); !strings.Contains(out, "guest 100 is on node pve1, not on node pve2") || strings.Contains(out, "Action started") {
 		t.Errorf("a restore onto the wrong node was not refused at plan time:\n%s", out)

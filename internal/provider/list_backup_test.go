@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
-	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
 )
 
 // queryResult is one list_resource_found message of `terraform query -json`.
@@ -56,20 +54,6 @@ func (r queryResult) identityString(t *testing.T, name string) string {
 	return s
 }
 
-// takeBackup backs a guest up out of band, as someone in the PVE GUI would.
-func takeBackup(t *testing.T, c *pve.Client, vmid int, storage, notes string, protected bool) pve.Backup {
-	t.Helper()
-	res, err := c.CreateBackup(context.Background(), pve.BackupOptions{
-		VMID: vmid, Storage: storage, Mode: "snapshot", Compress: "zstd", NotesTemplate: notes, Protected: protected,
-	}, nil)
-	if err != nil {
-		t.Fatalf("backup of guest %d to %s: %v", vmid, storage, err)
-	}
-	// Archive names have a one-second resolution.
-	time.Sleep(time.Until(res.Backup.CreatedAt.Add(time.Second)))
-	return res.Backup
-}
-
 // TestAccListBackup_queryAndImport: `terraform query` finds existing backups
 // by guest, node and storage, newest first, as proxmoxapp_backup identities;
 // `-generate-config-out` writes import blocks and configuration for them;
@@ -80,10 +64,10 @@ func TestAccListBackup_queryAndImport(t *testing.T) {
 	env := acctest.New(t)
 	env.RequireSim(t)
 	c := env.Client(t)
-	older := takeBackup(t, c, 100, "local", "{{guestname}} before v2", true)
-	newer := takeBackup(t, c, 100, "local", "", false)
-	onNAS := takeBackup(t, c, 100, "nas", "", false)
-	dbOnNAS := takeBackup(t, c, 101, "nas", "db nightly", false)
+	older := acctest.TakeBackup(t, c, 100, "local", "{{guestname}} before v2", true)
+	newer := acctest.TakeBackup(t, c, 100, "local", "", false)
+	onNAS := acctest.TakeBackup(t, c, 100, "nas", "", false)
+	dbOnNAS := acctest.TakeBackup(t, c, 101, "nas", "db nightly", false)
 
 	tf := newTF114(t)
 	tf.WriteFile("main.tf", tf114Config(env))
@@ -242,7 +226,7 @@ func TestAccListBackup_unreadableStorage(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
-	takeBackup(t, env.Client(t), 100, "local", "", false)
+	acctest.TakeBackup(t, env.Client(t), 100, "local", "", false)
 	tf := newTF114(t)
 	tf.WriteFile("main.tf", tf114Config(env))
 	tf.WriteFile("web.tfquery.hcl", `

@@ -287,7 +287,7 @@ func TestAccBackup_adoptAfterImport(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
-	outside := takeBackup(t, env.Client(t), 100, "local", "", false)
+	outside := acctest.TakeBackup(t, env.Client(t), 100, "local", "", false)
 	archive := env.ArchivePath("pve1", "local", outside.Filename)
 	config := func(compress, version string) string {
 		return backupConfig(env, fmt.Sprintf(`  mode     = "snapshot"
@@ -346,7 +346,7 @@ func TestAccBackup_importedCompressDiffers(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
-	outside := takeBackup(t, env.Client(t), 100, "local", "", false)
+	outside := acctest.TakeBackup(t, env.Client(t), 100, "local", "", false)
 	archive := env.ArchivePath("pve1", "local", outside.Filename)
 	var rotated string
 	resource.Test(t, resource.TestCase{
