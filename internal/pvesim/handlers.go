@@ -11,8 +11,7 @@ import (
 )
 
 func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *route) {
-	var s0 *Sim // handlers are method values bound per request below
-	_ = s0
+	// h binds a method expression such as (*Sim).hVersion to the request's simulator.
 	h := func(f func(*Sim, *request) (any, error)) handlerFunc {
 		return func(rq *request) (any, error) { return f(rq.s, rq) }
 	}
