@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *route) {
@@ -265,7 +267,7 @@ func (s *Sim) guestEntry(g *guest) map[string]any {
 		e["pid"] = 10000 + g.vmid
 		e["netin"], e["netout"] = 123456, 65432
 		if g.typ == "lxc" {
-			e["disk"] = rootfsSize(s.GuestRootfs(g.vmid), nil)
+			e["disk"] = archive.RootfsSize(s.GuestRootfs(g.vmid), nil)
 		}
 	}
 	if l := g.lock(); l != "" {

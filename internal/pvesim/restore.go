@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 var lxcConfigKeys = []string{"hostname", "memory", "swap", "cores", "cpulimit", "cpuunits", "description", "tags", "onboot",
@@ -306,7 +308,7 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	} else if err := src.findArchive(); err != nil {
 		return err
 	}
-	confText, kind, err := readArchiveConfig(src.path)
+	confText, kind, err := archive.ReadConfig(src.path)
 	if err != nil || kind != "lxc" {
 		// recover_config_from_tar -> extract_vzdump_config_tar finds no
 		// ./etc/vzdump/pct.conf (a VMA archive is no tar at all).
@@ -335,7 +337,7 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	t.log("  Logical volume \"vm-%d-disk-0\" created.", g.vmid)
 	t.log("Creating filesystem with %s blocks and inodes", size)
 	// destroy_lxc_container: the old CT's volumes go before the extraction
-	if err := emptyDir(root); err != nil {
+	if err := archive.EmptyDir(root); err != nil {
 		return err
 	}
 	t.log("restoring '%s' now..", src.raw)
@@ -347,7 +349,7 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	pc := s.newPacer(t, int64(p.numv("bwlimit", 0)))
 	expected := fileSize(src.path)
 	var done int64
-	n, err := extractLXC(src.path, root, func(k int64) error {
+	n, err := archive.ExtractLXC(src.path, root, func(k int64) error {
 		done += k
 		if faulted && done*2 >= expected {
 			return &taskFault{msg: faultMsg}
@@ -597,13 +599,13 @@ func (s *Sim) freeOldDisk(g *guest, oldconf *guestConf) {
 }
 
 func (s *Sim) restoreQemuVMA(t *task, a *authInfo, g *guest, src *restoreSource, storID string, p *params) error {
-	archive := src.path
-	t.log("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d", t.pid, archive, t.pid)
-	confText, kind, err := readArchiveConfig(archive)
+	archivePath := src.path
+	t.log("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d", t.pid, archivePath, t.pid)
+	confText, kind, err := archive.ReadConfig(archivePath)
 	if err != nil || kind != "qemu" {
-		return fmt.Errorf("command 'vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d' failed: exit code 1", t.pid, archive, t.pid)
+		return fmt.Errorf("command 'vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d' failed: exit code 1", t.pid, archivePath, t.pid)
 	}
-	diskSize, hasDisk := archiveDiskSize(archive)
+	diskSize, hasDisk := archive.DiskSize(archivePath)
 	t.log("CFG: size: %d name: qemu-server.conf", len(confText))
 	if hasDisk {
 		t.log("DEV: dev_id=1 size: %d devname: drive-scsi0", diskSize)
@@ -633,7 +635,7 @@ func (s *Sim) restoreQemuVMA(t *task, a *authInfo, g *guest, src *restoreSource,
 		t.log("new volume ID is '%s'", newVol)
 		t.log("map 'drive-scsi0' to '/dev/pve/vm-%d-disk-0' (write zeros = 0)", g.vmid)
 	}
-	if err := s.restoreQemuDisk(t, g, archive, hasDisk, p); err != nil {
+	if err := s.restoreQemuDisk(t, g, archivePath, hasDisk, p); err != nil {
 		if hasDisk {
 			t.log("temporary volume '%s' successfully removed", newVol)
 		}
@@ -657,11 +659,11 @@ func (s *Sim) restoreQemuPBS(t *task, a *authInfo, g *guest, src *restoreSource,
 	if _, err := os.Stat(src.path); err != nil {
 		return pbsClientError(v, "index.json")
 	}
-	confText, kind, err := readArchiveConfig(src.path)
+	confText, kind, err := archive.ReadConfig(src.path)
 	if err != nil || kind != "qemu" {
 		return errors.New("backup does not look like a qemu-server backup (missing 'qemu-server.conf' file)")
 	}
-	_, hasDisk := archiveDiskSize(src.path)
+	_, hasDisk := archive.DiskSize(src.path)
 	bconf := parseConf(confText)
 	var tst *storage
 	if hasDisk {
@@ -698,7 +700,7 @@ func (s *Sim) restoreQemuPBS(t *task, a *authInfo, g *guest, src *restoreSource,
 
 // restoreQemuDisk writes the archive's disk (or fails halfway through with
 // an injected task fault). On failure the new volume is gone.
-func (s *Sim) restoreQemuDisk(t *task, g *guest, archive string, hasDisk bool, p *params) error {
+func (s *Sim) restoreQemuDisk(t *task, g *guest, archivePath string, hasDisk bool, p *params) error {
 	faultMsg, faulted := s.takeTaskFault("qmrestore", g.vmid)
 	if !hasDisk {
 		if faulted {
@@ -707,10 +709,10 @@ func (s *Sim) restoreQemuDisk(t *task, g *guest, archive string, hasDisk bool, p
 		return nil
 	}
 	pc := s.newPacer(t, p.intv("bwlimit", 0))
-	expected := fileSize(archive)
+	expected := fileSize(archivePath)
 	var done int64
 	tmp := s.GuestDisk(g.vmid) + ".restore"
-	_, err := extractQemuDisk(archive, tmp, func(k int64) error {
+	_, err := archive.ExtractQemuDisk(archivePath, tmp, func(k int64) error {
 		done += k
 		if faulted && done*2 >= expected {
 			return &taskFault{msg: faultMsg}

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/certs"
 )
 
 // Options configure Start.
@@ -174,7 +176,7 @@ func Start(opts Options) (*Sim, error) {
 		return nil, err
 	}
 	s.loadTaskLogs()
-	tlsCfg, caPEM, err := ensureCerts(dir)
+	tlsCfg, caPEM, err := certs.Ensure(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 var (
@@ -129,13 +131,13 @@ func (s *Sim) parseVolume(st *storage, n, vol string) (*volume, error) {
 	return v, nil
 }
 
-func dirBackupSidecars(archive string) (notes, protected, log string) {
-	dir, file := filepath.Split(archive)
+func dirBackupSidecars(archivePath string) (notes, protected, log string) {
+	dir, file := filepath.Split(archivePath)
 	base := file
 	if m := reBackupFile.FindStringSubmatch(file); m != nil {
 		base = strings.TrimSuffix(file, "."+m[1])
 	}
-	return archive + ".notes", archive + ".protected", filepath.Join(dir, base+".log")
+	return archivePath + ".notes", archivePath + ".protected", filepath.Join(dir, base+".log")
 }
 
 // backupInfo stats a backup volume; ok=false when it does not exist.
@@ -469,7 +471,7 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 			size := s.guestDiskSize(g)
 			used := size
 			if g.typ == "lxc" {
-				used = rootfsSize(s.GuestRootfs(g.vmid), nil)
+				used = archive.RootfsSize(s.GuestRootfs(g.vmid), nil)
 			}
 			out = append(out, map[string]any{"volid": fmt.Sprintf("%s:vm-%d-disk-0", id, g.vmid), "content": typ, "format": "raw",
 				"size": size, "used": used, "vmid": g.vmid, "ctime": time.Now().Add(-24 * time.Hour).Unix()})

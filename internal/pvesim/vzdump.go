@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 func vzdumpSchema() schema {
@@ -478,7 +480,7 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 
 	// choose the archive name (unique: wait for the next second if taken)
 	var backupTime time.Time
-	var archive, dat, pbsName, volid string
+	var archivePath, dat, pbsName, volid string
 	compress := job.compress
 	for {
 		backupTime = time.Now()
@@ -488,8 +490,8 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 				kind = "vm"
 			}
 			pbsName = fmt.Sprintf("%s/%d/%s", kind, vmid, backupTime.UTC().Format("2006-01-02T15:04:05Z"))
-			archive = filepath.Join(s.pbsDir(st), filepath.FromSlash(pbsName), "archive.tar")
-			dat = archive
+			archivePath = filepath.Join(s.pbsDir(st), filepath.FromSlash(pbsName), "archive.tar")
+			dat = archivePath
 			volid = st.cfg.ID + ":backup/" + pbsName
 		} else {
 			dir := job.dumpdir
@@ -501,17 +503,17 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 			if typ == "qemu" {
 				ext = ".vma"
 			}
-			archive = filepath.Join(dir, base+ext+compressExt(compress))
+			archivePath = filepath.Join(dir, base+ext+archive.CompressExt(compress))
 			dat = filepath.Join(dir, base+".dat")
 			if st != nil {
-				volid = st.cfg.ID + ":backup/" + filepath.Base(archive)
+				volid = st.cfg.ID + ":backup/" + filepath.Base(archivePath)
 			}
 		}
-		_, e1 := os.Stat(archive)
+		_, e1 := os.Stat(archivePath)
 		_, e2 := os.Stat(dat)
 		if os.IsNotExist(e1) && os.IsNotExist(e2) {
 			if pbsName != "" {
-				if _, e3 := os.Stat(filepath.Dir(archive)); !os.IsNotExist(e3) {
+				if _, e3 := os.Stat(filepath.Dir(archivePath)); !os.IsNotExist(e3) {
 					goto wait
 				}
 			}
@@ -554,7 +556,7 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 		gl.log("INFO", "Starting backup: %s", pbsName)
 		gl.log("INFO", "Client name: %s", job.node)
 	} else {
-		gl.log("INFO", "creating vzdump archive '%s'", archive)
+		gl.log("INFO", "creating vzdump archive '%s'", archivePath)
 	}
 	if typ == "qemu" && pbsName == "" {
 		gl.log("INFO", "started backup task '%s'", newUUID())
@@ -563,7 +565,7 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	written, dataBytes, werr := s.writeArchive(t, job, st, g, typ, conf, dat)
 	if werr != nil {
 		if pbsName != "" {
-			_ = os.RemoveAll(filepath.Dir(archive))
+			_ = os.RemoveAll(filepath.Dir(archivePath))
 		} else {
 			_ = os.Remove(dat)
 		}
@@ -588,11 +590,11 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 		gl.log("INFO", "End Time: %s", time.Now().In(s.loc).Format("Mon Jan  2 15:04:05 2006"))
 	}
 	if pbsName == "" {
-		if err := os.Rename(dat, archive); err != nil {
+		if err := os.Rename(dat, archivePath); err != nil {
 			_ = os.Remove(dat)
 			return fail(err)
 		}
-		if fi, err := os.Stat(archive); err == nil {
+		if fi, err := os.Stat(archivePath); err == nil {
 			gl.log("INFO", "archive file size: %s", formatSize(fi.Size()))
 		}
 	}
@@ -646,9 +648,9 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 	gl.log("INFO", "Backup finished at %s", time.Now().In(s.loc).Format("2006-01-02 15:04:05"))
 	logText := strings.Join(gl.lines, "\n") + "\n"
 	if pbsName != "" {
-		_ = os.WriteFile(filepath.Join(filepath.Dir(archive), "client.log"), []byte(logText), 0o644)
+		_ = os.WriteFile(filepath.Join(filepath.Dir(archivePath), "client.log"), []byte(logText), 0o644)
 	} else {
-		_, _, lp := dirBackupSidecars(archive)
+		_, _, lp := dirBackupSidecars(archivePath)
 		_ = os.WriteFile(lp, []byte(logText), 0o644)
 	}
 	return nil
@@ -671,8 +673,8 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 	var excl func(string) bool
 	var expected int64
 	if typ == "lxc" {
-		excl = excluder(job.p.arr["exclude-path"], job.p.boolv("stdexcludes", true))
-		expected = rootfsSize(s.GuestRootfs(g.vmid), excl)
+		excl = archive.Excluder(job.p.arr["exclude-path"], job.p.boolv("stdexcludes", true))
+		expected = archive.RootfsSize(s.GuestRootfs(g.vmid), excl)
 	} else if fi, err := os.Stat(s.GuestDisk(g.vmid)); err == nil {
 		expected = fi.Size()
 	}
@@ -690,13 +692,13 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 		return 0, 0, err
 	}
 	defer f.Close()
-	cw := &countingWriter{w: f, limit: limit}
-	ext := compressExt(job.compress)
+	cw := &archive.CountingWriter{W: f, Limit: limit}
+	ext := archive.CompressExt(job.compress)
 	if st != nil && st.cfg.Type == "pbs" {
 		ext = ""
 	}
-	zw := newCompressor(cw, ext)
-	tc := &countingWriter{w: zw, limit: -1} // tar stream bytes ("Total bytes written")
+	zw := archive.NewCompressor(cw, ext)
+	tc := &archive.CountingWriter{W: zw, Limit: -1} // tar stream bytes ("Total bytes written")
 	pc := s.newPacer(t, job.p.intv("bwlimit", 0))
 	var done int64
 	progress := func(n int64) error {
@@ -708,9 +710,9 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 	}
 	confText := conf.render()
 	if typ == "lxc" {
-		dataBytes, err = writeLXCTar(tc, s.GuestRootfs(g.vmid), confText, excl, progress)
+		dataBytes, err = archive.WriteLXCTar(tc, s.GuestRootfs(g.vmid), confText, excl, progress)
 	} else {
-		dataBytes, err = writeQemuTar(tc, s.GuestDisk(g.vmid), confText, progress)
+		dataBytes, err = archive.WriteQemuTar(tc, s.GuestDisk(g.vmid), confText, progress)
 	}
 	if err == nil {
 		err = zw.Close()
@@ -728,7 +730,7 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 			return 0, dataBytes, errors.New(tf.msg)
 		case errors.Is(err, errInterrupted):
 			return 0, dataBytes, errInterrupted
-		case errors.Is(err, errNoSpace):
+		case errors.Is(err, archive.ErrNoSpace):
 			if typ == "qemu" {
 				return 0, dataBytes, errors.New("vma_queue_write: write error - No space left on device")
 			}
@@ -739,7 +741,7 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 		}
 		return 0, dataBytes, err
 	}
-	return tc.n, dataBytes, nil
+	return tc.N, dataBytes, nil
 }
 
 type taskFault struct{ msg string }
@@ -922,7 +924,7 @@ func (s *Sim) hExtractConfig(rq *request) (any, error) {
 	if _, err := os.Stat(p); err != nil {
 		return nil, err500("unable to open file '%s' - No such file or directory", p)
 	}
-	text, _, err := readArchiveConfig(p)
+	text, _, err := archive.ReadConfig(p)
 	if err != nil {
 		return nil, err500("%s", err)
 	}

@@ -1,4 +1,5 @@
-package pvesim
+// Package certs creates and reuses pvesim's CA and server certificate.
+package certs
 
 import (
 	"crypto/ecdsa"
@@ -17,9 +18,9 @@ import (
 	"time"
 )
 
-// ensureCerts creates (or reuses) DIR/ca.pem, DIR/ca-key.pem,
+// Ensure creates (or reuses) DIR/ca.pem, DIR/ca-key.pem,
 // DIR/server.pem and DIR/server-key.pem and returns a server TLS config.
-func ensureCerts(dir string) (*tls.Config, []byte, error) {
+func Ensure(dir string) (*tls.Config, []byte, error) {
 	caPath := filepath.Join(dir, "ca.pem")
 	caKeyPath := filepath.Join(dir, "ca-key.pem")
 	certPath := filepath.Join(dir, "server.pem")
