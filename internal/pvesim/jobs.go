@@ -14,7 +14,7 @@ import (
 // Backup jobs: /cluster/backup (jobs.cfg), the coverage endpoints and the
 // scheduler that runs due jobs as vzdump tasks (pvescheduler). The
 // scheduler reads a simulated clock that tests can move (AdvanceClock,
-// SetClock) or bypass (RunJobNow); see REFERENCE-jobs.md.
+// SetClock) or bypass (RunJobNow); see REFERENCE.md section 9.
 
 type jobsState struct {
 	mu     sync.Mutex

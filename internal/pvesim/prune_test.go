@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Conformance tests for REFERENCE-retention.md: the prune marks of
+// Conformance tests for REFERENCE.md section 10: the prune marks of
 // prune_mark_backup_group, the dry run and the prune worker of
 // PVE/API2/Storage/PruneBackups.pm, and guest destruction.
 
