@@ -122,90 +122,22 @@ func parseVMIDList(s string) []int {
 	return out
 }
 
+// hVzdump is POST /nodes/{node}/vzdump: the parameter permissions, then
+// verify_vzdump_parameters, then the guests on this node, then the worker.
 func (s *Sim) hVzdump(rq *request) (any, error) {
 	a, p, n := rq.auth, rq.p, rq.vars["node"]
-	for _, k := range []string{"dumpdir", "tmpdir", "script", "job-id"} {
-		if p.has(k) && a.authid != "root@pam" {
-			return nil, paramErr1(k, "Only root may set this option.")
-		}
-	}
-	if p.has("stdout") {
-		return nil, paramErr1("stdout", "option is only allowed on the command line interface.")
-	}
-	for _, k := range []string{"bwlimit", "ionice", "performance"} {
-		if p.has(k) {
-			if err := s.checkAll(a, "/", "Sys.Modify"); err != nil {
-				return nil, err
-			}
-		}
-	}
 	storageID := p.str("storage")
 	if storageID == "" && !p.has("dumpdir") {
 		storageID = "local"
 	}
-	if p.has("prune-backups") {
-		if err := s.checkAll(a, "/storage/"+storageID, "Datastore.Allocate"); err != nil {
-			return nil, err
-		}
+	if err := s.checkVzdumpParamPermissions(a, p, n, storageID); err != nil {
+		return nil, err
 	}
-	if p.boolv("stop", false) {
-		if err := s.checkAll(a, "/nodes/"+n, "Sys.Modify"); err != nil {
-			return nil, err
-		}
+	all, err := verifyVzdumpParameters(p)
+	if err != nil {
+		return nil, err
 	}
-	// verify_vzdump_parameters: conflicts, prune-backups, fleecing,
-	// notes-template, and only then the missing vmid.
-	all := p.boolv("all", false) || p.has("exclude") && !p.has("pool")
-	if p.has("vmid") {
-		for _, k := range []string{"all", "exclude", "pool"} {
-			if p.has(k) && (k != "all" || p.boolv("all", false)) {
-				return nil, paramErr1(k, "option conflicts with option 'vmid'")
-			}
-		}
-	}
-	if pr := p.str("prune-backups"); pr != "" {
-		if _, err := parseRetention(pr); err != nil {
-			return nil, paramErr1("prune-backups", err.Error())
-		}
-	}
-	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
-		return nil, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
-	}
-	// Perl truth: an empty or "0" template is not checked (nor used).
-	if t := p.str("notes-template"); t != "" && t != "0" {
-		if err := verifyNotesTemplate(t); err != nil {
-			return nil, paramErr1("notes-template", err.Error())
-		}
-	}
-	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
-		return nil, paramErr1("vmid", "property is missing")
-	}
-
-	// which guests run here (others are silently skipped)
-	var local []int
-	s.mu.Lock()
-	if all {
-		excl := map[int]bool{}
-		for _, x := range parseVMIDList(p.str("exclude")) {
-			excl[x] = true
-		}
-		for id, g := range s.guests {
-			if g.node == n && !excl[id] {
-				local = append(local, id)
-			}
-		}
-		sort.Ints(local)
-	} else if p.has("vmid") {
-		for _, id := range parseVMIDList(p.str("vmid")) {
-			g := s.guests[id]
-			if g != nil && g.node != n {
-				continue
-			}
-			local = append(local, id)
-		}
-	}
-	s.mu.Unlock()
-	sort.Ints(local)
+	local := s.selectLocalGuests(p, n, all)
 	if p.boolv("stop", false) {
 		s.stopRunningBackups(n)
 	}
@@ -231,6 +163,96 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 	t := s.newTask(n, "vzdump", id, a.authid)
 	s.runTask(t, func(t *task) error { return s.runVzdump(t, job) })
 	return t.upid, nil
+}
+
+// checkVzdumpParamPermissions: root-only options, the CLI-only stdout, and
+// the options that need Sys.Modify or Datastore.Allocate.
+func (s *Sim) checkVzdumpParamPermissions(a *authInfo, p *params, n, storageID string) error {
+	for _, k := range []string{"dumpdir", "tmpdir", "script", "job-id"} {
+		if p.has(k) && a.authid != "root@pam" {
+			return paramErr1(k, "Only root may set this option.")
+		}
+	}
+	if p.has("stdout") {
+		return paramErr1("stdout", "option is only allowed on the command line interface.")
+	}
+	for _, k := range []string{"bwlimit", "ionice", "performance"} {
+		if p.has(k) {
+			if err := s.checkAll(a, "/", "Sys.Modify"); err != nil {
+				return err
+			}
+		}
+	}
+	if p.has("prune-backups") {
+		if err := s.checkAll(a, "/storage/"+storageID, "Datastore.Allocate"); err != nil {
+			return err
+		}
+	}
+	if p.boolv("stop", false) {
+		return s.checkAll(a, "/nodes/"+n, "Sys.Modify")
+	}
+	return nil
+}
+
+// verifyVzdumpParameters is verify_vzdump_parameters: conflicts,
+// prune-backups, fleecing, notes-template, and only then the missing vmid.
+// It reports whether the job selects all guests.
+func verifyVzdumpParameters(p *params) (all bool, err error) {
+	all = p.boolv("all", false) || p.has("exclude") && !p.has("pool")
+	if p.has("vmid") {
+		for _, k := range []string{"all", "exclude", "pool"} {
+			if p.has(k) && (k != "all" || p.boolv("all", false)) {
+				return false, paramErr1(k, "option conflicts with option 'vmid'")
+			}
+		}
+	}
+	if pr := p.str("prune-backups"); pr != "" {
+		if _, err := parseRetention(pr); err != nil {
+			return false, paramErr1("prune-backups", err.Error())
+		}
+	}
+	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
+		return false, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
+	}
+	// Perl truth: an empty or "0" template is not checked (nor used).
+	if t := p.str("notes-template"); t != "" && t != "0" {
+		if err := verifyNotesTemplate(t); err != nil {
+			return false, paramErr1("notes-template", err.Error())
+		}
+	}
+	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
+		return false, paramErr1("vmid", "property is missing")
+	}
+	return all, nil
+}
+
+// selectLocalGuests lists, sorted, the selected guests that run on node n
+// (others are silently skipped); a vmid that does not exist is kept, so its
+// backup fails visibly.
+func (s *Sim) selectLocalGuests(p *params, n string, all bool) []int {
+	var local []int
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if all {
+		excl := map[int]bool{}
+		for _, x := range parseVMIDList(p.str("exclude")) {
+			excl[x] = true
+		}
+		for id, g := range s.guests {
+			if g.node == n && !excl[id] {
+				local = append(local, id)
+			}
+		}
+	} else if p.has("vmid") {
+		for _, id := range parseVMIDList(p.str("vmid")) {
+			if g := s.guests[id]; g != nil && g.node != n {
+				continue
+			}
+			local = append(local, id)
+		}
+	}
+	sort.Ints(local)
+	return local
 }
 
 func shellQuote(v string) string {
@@ -260,76 +282,22 @@ func vzdumpCmdline(rq *request) string {
 	return strings.Join(parts, " ")
 }
 
+// runVzdump is the vzdump worker: the storage checks of VZDump->new, the
+// node's global lock, the per-guest VM.Backup check, then each guest.
 func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
-	p := job.p
-	// setup (PVE::VZDump->new): storage checks
-	var st *storage
-	if job.dumpdir != "" && p.has("storage") {
-		return errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
+	st, err := s.checkVzdumpStorage(job)
+	if err != nil {
+		return err
 	}
-	if job.dumpdir == "" {
-		// VZDump->new collects activate_storage's and storage_info's errors
-		// and dies with all of them (the task status joins lines with " ").
-		id := job.storageID
-		var errs []string
-		if _, err := s.storageFor(id, job.node); err != nil {
-			errs = append(errs, fmt.Sprintf("could not activate storage '%s': %s", id, err))
-		}
-		s.mu.Lock()
-		st = s.storages[id]
-		s.mu.Unlock()
-		switch {
-		case st == nil:
-			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': storage '%s' does not exist", id, id))
-		case !st.content["backup"]:
-			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", id, id))
-		}
-		if len(errs) > 0 {
-			return errors.New(strings.Join(errs, "\n"))
-		}
-	} else if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
+	release, err := s.takeGlobalVzdumpLock(t, job)
+	if err != nil {
+		return err
 	}
-
-	// node-global lock
-	nd := s.nodeByName(job.node)
-	select {
-	case nd.vzdump <- struct{}{}:
-	default:
-		lockwait := time.Duration(p.intv("lockwait", 180)) * time.Minute
-		if lockwait == 0 {
-			t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)")
-			return errExitNoStatus
-		}
-		t.log("INFO: trying to get global lock - waiting...")
-		tm := time.NewTimer(lockwait)
-		select {
-		case nd.vzdump <- struct{}{}:
-			tm.Stop()
-			t.log("INFO: got global lock")
-		case <-tm.C:
-			t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout")
-			return errExitNoStatus
-		case <-t.ctx.Done():
-			tm.Stop()
-			return errInterrupted
-		}
-	}
-	defer func() { <-nd.vzdump }()
-
+	defer release()
 	t.log("INFO: starting new backup job: %s", job.cmdline)
-	// exec_backup: VM.Backup is checked per guest (noerr with all=1: skipped)
-	var vmids []int
-	for _, id := range job.vmids {
-		if s.guestExists(id) && !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
-			if job.all {
-				continue
-			}
-			return fmt.Errorf("403 Permission check failed (/vms/%d, VM.Backup)", id)
-		}
-		vmids = append(vmids, id)
+	if err := s.checkVMBackupPerGuest(job); err != nil {
+		return err
 	}
-	job.vmids = vmids
 	if s.overhead > 0 {
 		if err := t.sleep(s.overhead); err != nil {
 			return err
@@ -350,6 +318,87 @@ func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
 		return errors.New("job errors")
 	}
 	t.log("INFO: Backup job finished successfully")
+	return nil
+}
+
+// checkVzdumpStorage is VZDump->new's storage setup: it collects
+// activate_storage's and storage_info's errors and fails with all of them
+// (the task status joins the lines with " "). With dumpdir the directory
+// must exist, and the storage is nil.
+func (s *Sim) checkVzdumpStorage(job *vzdumpJob) (*storage, error) {
+	if job.dumpdir != "" {
+		if job.p.has("storage") {
+			return nil, errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
+		}
+		if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
+		}
+		return nil, nil
+	}
+	id := job.storageID
+	var errs []string
+	if _, err := s.storageFor(id, job.node); err != nil {
+		errs = append(errs, fmt.Sprintf("could not activate storage '%s': %s", id, err))
+	}
+	s.mu.Lock()
+	st := s.storages[id]
+	s.mu.Unlock()
+	switch {
+	case st == nil:
+		errs = append(errs, fmt.Sprintf("could not get storage information for '%s': storage '%s' does not exist", id, id))
+	case !st.content["backup"]:
+		errs = append(errs, fmt.Sprintf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", id, id))
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	return st, nil
+}
+
+// takeGlobalVzdumpLock takes the node's vzdump lock, waiting up to
+// lockwait minutes (default 180); it returns the function that releases it.
+func (s *Sim) takeGlobalVzdumpLock(t *task, job *vzdumpJob) (func(), error) {
+	nd := s.nodeByName(job.node)
+	release := func() { <-nd.vzdump }
+	select {
+	case nd.vzdump <- struct{}{}:
+		return release, nil
+	default:
+	}
+	lockwait := time.Duration(job.p.intv("lockwait", 180)) * time.Minute
+	if lockwait == 0 {
+		t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)")
+		return nil, errExitNoStatus
+	}
+	t.log("INFO: trying to get global lock - waiting...")
+	tm := time.NewTimer(lockwait)
+	defer tm.Stop()
+	select {
+	case nd.vzdump <- struct{}{}:
+		t.log("INFO: got global lock")
+		return release, nil
+	case <-tm.C:
+		t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout")
+		return nil, errExitNoStatus
+	case <-t.ctx.Done():
+		return nil, errInterrupted
+	}
+}
+
+// checkVMBackupPerGuest is exec_backup's VM.Backup check: without all=1 a
+// guest the caller may not back up fails the task; with all=1 it is skipped.
+func (s *Sim) checkVMBackupPerGuest(job *vzdumpJob) error {
+	var vmids []int
+	for _, id := range job.vmids {
+		if s.guestExists(id) && !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
+			if job.all {
+				continue
+			}
+			return fmt.Errorf("403 Permission check failed (/vms/%d, VM.Backup)", id)
+		}
+		vmids = append(vmids, id)
+	}
+	job.vmids = vmids
 	return nil
 }
 
