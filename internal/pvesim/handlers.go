@@ -282,6 +282,8 @@ func (s *Sim) guestEntry(g *guest) map[string]any {
 	return e
 }
 
+// hClusterResources is GET /cluster/resources: guests, nodes and storages
+// the caller may audit.
 func (s *Sim) hClusterResources(rq *request) (any, error) {
 	typ := rq.p.str("type")
 	out := []map[string]any{}
@@ -298,73 +300,83 @@ func (s *Sim) hClusterResources(rq *request) (any, error) {
 	sort.Slice(gs, func(i, j int) bool { return gs[i].vmid < gs[j].vmid })
 	if typ == "" || typ == "vm" {
 		for _, g := range gs {
-			if !s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
-				continue
+			if s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
+				out = append(out, s.clusterGuestEntry(g))
 			}
-			s.mu.Lock()
-			e := s.guestEntry(g)
-			nd := s.nodes[g.node]
-			s.mu.Unlock()
-			delete(e, "pid")
-			delete(e, "cpus")
-			delete(e, "maxswap")
-			delete(e, "swap")
-			e["id"] = fmt.Sprintf("%s/%d", g.typ, g.vmid)
-			e["node"] = g.node
-			e["maxcpu"] = e["cpu"]
-			e["maxcpu"] = 1
-			if c, err := strconv.Atoi(g.conf.get("cores")); err == nil {
-				e["maxcpu"] = c
-			}
-			if _, ok := e["template"]; !ok {
-				e["template"] = 0
-			}
-			if g.status == "paused" {
-				e["status"] = "running"
-			}
-			if nd.offline {
-				e["status"] = "unknown"
-			}
-			if g.typ == "qemu" {
-				e["memhost"] = e["mem"]
-			}
-			out = append(out, e)
 		}
 	}
 	if typ == "" || typ == "node" {
 		for _, nd := range nodes {
-			if !s.can(rq.auth, "/nodes/"+nd.name, "Sys.Audit") {
-				continue
+			if s.can(rq.auth, "/nodes/"+nd.name, "Sys.Audit") {
+				out = append(out, s.nodeEntry(nd))
 			}
-			e := s.nodeEntry(nd)
-			out = append(out, e)
 		}
 	}
 	if typ == "" || typ == "storage" {
-		s.mu.Lock()
-		ids := append([]string(nil), s.storageOrder...)
-		s.mu.Unlock()
-		for _, nd := range nodes {
-			for _, id := range ids {
-				s.mu.Lock()
-				st := s.storages[id]
-				s.mu.Unlock()
-				if !st.onNode(nd.name) || s.checkAny(rq.auth, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace") != nil {
-					continue
-				}
-				e := map[string]any{"id": "storage/" + nd.name + "/" + id, "type": "storage", "storage": id, "node": nd.name,
-					"plugintype": st.cfg.Type, "content": strings.Join(st.cfg.Content, ","), "shared": b2i(st.cfg.Shared), "status": "available"}
-				if nd.offline {
-					e["status"] = "unknown"
-				} else {
-					total, used, _ := s.storageUsage(st, nd.name)
-					e["maxdisk"], e["disk"] = total, used
-				}
-				out = append(out, e)
-			}
-		}
+		out = append(out, s.clusterStorageEntries(rq.auth, nodes)...)
 	}
 	return out, nil
+}
+
+// clusterGuestEntry is a guest's row of /cluster/resources: a paused guest
+// reads running, and a guest on an offline node unknown.
+func (s *Sim) clusterGuestEntry(g *guest) map[string]any {
+	s.mu.Lock()
+	e := s.guestEntry(g)
+	nd := s.nodes[g.node]
+	s.mu.Unlock()
+	delete(e, "pid")
+	delete(e, "cpus")
+	delete(e, "maxswap")
+	delete(e, "swap")
+	e["id"] = fmt.Sprintf("%s/%d", g.typ, g.vmid)
+	e["node"] = g.node
+	e["maxcpu"] = 1
+	if c, err := strconv.Atoi(g.conf.get("cores")); err == nil {
+		e["maxcpu"] = c
+	}
+	if _, ok := e["template"]; !ok {
+		e["template"] = 0
+	}
+	if g.status == "paused" {
+		e["status"] = "running"
+	}
+	if nd.offline {
+		e["status"] = "unknown"
+	}
+	if g.typ == "qemu" {
+		e["memhost"] = e["mem"]
+	}
+	return e
+}
+
+// clusterStorageEntries lists each storage once per node it is on, for
+// callers with Datastore.Audit or Datastore.AllocateSpace on it.
+func (s *Sim) clusterStorageEntries(a *authInfo, nodes []*node) []map[string]any {
+	s.mu.Lock()
+	ids := append([]string(nil), s.storageOrder...)
+	s.mu.Unlock()
+	var out []map[string]any
+	for _, nd := range nodes {
+		for _, id := range ids {
+			s.mu.Lock()
+			st := s.storages[id]
+			s.mu.Unlock()
+			if !st.onNode(nd.name) || s.checkAny(a, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace") != nil {
+				continue
+			}
+			e := map[string]any{"id": "storage/" + nd.name + "/" + id, "type": "storage", "storage": id, "node": nd.name,
+				"plugintype": st.cfg.Type, "content": strings.Join(st.cfg.Content, ","), "shared": b2i(st.cfg.Shared), "status": "available"}
+			if nd.offline {
+				e["status"] = "unknown"
+			} else {
+				total, used, _ := s.storageUsage(st, nd.name)
+				e["maxdisk"], e["disk"] = total, used
+			}
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (s *Sim) confPath(g *guest, n string) string {
