@@ -153,67 +153,16 @@ func (z *zstdRawReader) Read(p []byte) (int, error) {
 			z.inFrame = false
 		}
 		if !z.inFrame {
-			var magic [4]byte
-			if _, err := io.ReadFull(z.r, magic[:]); err != nil {
-				if err == io.ErrUnexpectedEOF {
-					return 0, errors.New("zstd: truncated frame")
-				}
-				return 0, io.EOF
+			skipped, err := z.readFrameHeader()
+			if err != nil {
+				return 0, err
 			}
-			m := binary.LittleEndian.Uint32(magic[:])
-			if m&0xFFFFFFF0 == 0x184D2A50 { // skippable frame
-				var sz [4]byte
-				if _, err := io.ReadFull(z.r, sz[:]); err != nil {
-					return 0, err
-				}
-				if _, err := z.r.Discard(int(binary.LittleEndian.Uint32(sz[:]))); err != nil {
-					return 0, err
-				}
+			if skipped {
 				continue
 			}
-			if m != 0xFD2FB528 {
-				return 0, errors.New("zstd: not a zstd frame")
-			}
-			fhd, err := z.r.ReadByte()
-			if err != nil {
-				return 0, err
-			}
-			skip := 0
-			single := fhd&0x20 != 0
-			if !single {
-				skip++
-			}
-			skip += []int{0, 1, 2, 4}[fhd&3]
-			fcs := []int{0, 2, 4, 8}[fhd>>6]
-			if fcs == 0 && single {
-				fcs = 1
-			}
-			skip += fcs
-			if _, err := z.r.Discard(skip); err != nil {
-				return 0, err
-			}
-			z.inFrame, z.last = true, false
-			z.checksum = fhd&4 != 0
 		}
-		var bh [3]byte
-		if _, err := io.ReadFull(z.r, bh[:]); err != nil {
-			return 0, errors.New("zstd: truncated block")
-		}
-		h := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
-		z.last = h&1 != 0
-		size := int(h >> 3)
-		switch (h >> 1) & 3 {
-		case 0:
-			z.rle = false
-			z.remain = size
-		case 1:
-			b, err := z.r.ReadByte()
-			if err != nil {
-				return 0, err
-			}
-			z.rle, z.rleByte, z.remain = true, b, size
-		default:
-			return 0, errors.New("zstd: compressed blocks are not supported by pvesim (archive not written by pvesim)")
+		if err := z.readBlockHeader(); err != nil {
+			return 0, err
 		}
 	}
 	if len(p) > z.remain {
@@ -232,6 +181,78 @@ func (z *zstdRawReader) Read(p []byte) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
+}
+
+// readFrameHeader reads the next frame's magic and header (io.EOF at the
+// end of the stream); a skippable frame is skipped whole and reported.
+func (z *zstdRawReader) readFrameHeader() (skipped bool, err error) {
+	var magic [4]byte
+	if _, err := io.ReadFull(z.r, magic[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return false, errors.New("zstd: truncated frame")
+		}
+		return false, io.EOF
+	}
+	m := binary.LittleEndian.Uint32(magic[:])
+	if m&0xFFFFFFF0 == 0x184D2A50 { // skippable frame
+		var sz [4]byte
+		if _, err := io.ReadFull(z.r, sz[:]); err != nil {
+			return false, err
+		}
+		_, err := z.r.Discard(int(binary.LittleEndian.Uint32(sz[:])))
+		return true, err
+	}
+	if m != 0xFD2FB528 {
+		return false, errors.New("zstd: not a zstd frame")
+	}
+	fhd, err := z.r.ReadByte()
+	if err != nil {
+		return false, err
+	}
+	// Skip the window descriptor, dictionary id and frame content size.
+	skip := 0
+	single := fhd&0x20 != 0
+	if !single {
+		skip++
+	}
+	skip += []int{0, 1, 2, 4}[fhd&3]
+	fcs := []int{0, 2, 4, 8}[fhd>>6]
+	if fcs == 0 && single {
+		fcs = 1
+	}
+	skip += fcs
+	if _, err := z.r.Discard(skip); err != nil {
+		return false, err
+	}
+	z.inFrame, z.last = true, false
+	z.checksum = fhd&4 != 0
+	return false, nil
+}
+
+// readBlockHeader reads a block header: raw and RLE blocks are read,
+// compressed blocks are refused.
+func (z *zstdRawReader) readBlockHeader() error {
+	var bh [3]byte
+	if _, err := io.ReadFull(z.r, bh[:]); err != nil {
+		return errors.New("zstd: truncated block")
+	}
+	h := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
+	z.last = h&1 != 0
+	size := int(h >> 3)
+	switch (h >> 1) & 3 {
+	case 0:
+		z.rle = false
+		z.remain = size
+	case 1:
+		b, err := z.r.ReadByte()
+		if err != nil {
+			return err
+		}
+		z.rle, z.rleByte, z.remain = true, b, size
+	default:
+		return errors.New("zstd: compressed blocks are not supported by pvesim (archive not written by pvesim)")
+	}
+	return nil
 }
 
 const lzopBlock = 256 << 10
