@@ -15,89 +15,21 @@ TF="${TF:-$ROOT/.bin/terraform-1.14.0}"
 VMID=100
 START_TIME=$SECONDS
 
-if [[ -t 1 ]]; then
-  BOLD=$'\e[1m' GREEN=$'\e[32m' RED=$'\e[31m' RESET=$'\e[0m'
-  NO_COLOR=()
-else
-  BOLD='' GREEN='' RED='' RESET=''
-  NO_COLOR=(-no-color)
-fi
 STEPS=6
-step() { printf '\n%s==> Step %d/%d: %s%s\n' "$BOLD" "$1" "$STEPS" "$2" "$RESET"; }
-say() { printf '    %s\n' "$@"; }
-fail() {
-  printf '\n%sDEMO FAILED: %s%s\n' "$RED" "$*" "$RESET" >&2
-  exit 1
-}
-
-[[ -x "$TF" ]] || fail "Terraform 1.14 not found at $TF. Run 'make terraform-1.14' first (or use 'make demo-actions', which does)."
-command -v go >/dev/null || fail "Go is not installed (needed to build the provider and the simulator)."
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/proxmoxapp-demo-actions.XXXXXX")"
-SIM_DIR="$WORK/pvesim"
-SIM_LOG="$WORK/pvesim.log"
-TF_DIR="$WORK/terraform"
-BIN_DIR="$WORK/bin"
-SIM_PID=''
-
-cleanup() {
-  local rc=$?
-  if [[ -n "$SIM_PID" ]] && kill -0 "$SIM_PID" 2>/dev/null; then
-    kill -TERM "$SIM_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SIM_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SIM_PID" 2>/dev/null && kill -KILL "$SIM_PID" 2>/dev/null || true
-    wait "$SIM_PID" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 && -s "$SIM_LOG" ]]; then
-    printf '\n--- last lines of the simulator log ---\n' >&2
-    tail -n 30 "$SIM_LOG" >&2 || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
-export TF_CLI_CONFIG_FILE="$WORK/dev.tfrc"
-unset TF_DATA_DIR TF_WORKSPACE TF_CLI_ARGS TF_CLI_ARGS_apply TF_CLI_ARGS_destroy TF_CLI_ARGS_query
-tf() { "$TF" -chdir="$TF_DIR" "$@"; }
+DEMO_NAME=demo-actions WORK_PREFIX=proxmoxapp-demo-actions
+# shellcheck source=examples/demo/lib.sh
+source "$ROOT/examples/demo/lib.sh"
 
 printf '%sproxmoxapp actions demo%s: back up before every change, roll back a failed one (Terraform 1.14).\n' "$BOLD" "$RESET"
 say "Everything runs against a local Proxmox VE simulator, in $WORK (removed at the end)."
 
-echo
-echo "==> Setup: building the provider and the Proxmox VE simulator"
-mkdir -p "$BIN_DIR" "$SIM_DIR" "$TF_DIR"
-(cd "$ROOT" && go build -o "$BIN_DIR/terraform-provider-proxmoxapp" .)
-(cd "$ROOT" && go build -o "$BIN_DIR/pvesim" ./internal/pvesim/cmd/pvesim)
-# The provider just built, not one from the registry (see examples/demo/README.md).
-cat >"$TF_CLI_CONFIG_FILE" <<EOF
-provider_installation {
-  dev_overrides {
-    "proxmoxapp/proxmoxapp" = "$BIN_DIR"
-  }
-  direct {}
-}
-EOF
+demo_build
 # The guide's configuration, as published.
 cp "$GUIDE_DIR"/main.tf "$GUIDE_DIR"/backups.tfquery.hcl "$TF_DIR"/
 TF_VERSION_TEXT="$("$TF" version)"
 say "${TF_VERSION_TEXT%%$'\n'*}; configuration: examples/guides/backup-before-change"
 
-echo "==> Setup: starting the Proxmox VE simulator"
-"$BIN_DIR/pvesim" --data-dir "$SIM_DIR" --listen 127.0.0.1:0 >"$SIM_LOG" 2>&1 &
-SIM_PID=$!
-deadline=$((SECONDS + 30))
-until [[ -s "$SIM_DIR/env" ]] && grep -q PROXMOX_VE_CA_CERT "$SIM_DIR/env"; do
-  kill -0 "$SIM_PID" 2>/dev/null || { SIM_PID=''; fail "the simulator exited during startup"; }
-  ((SECONDS < deadline)) || fail "the simulator did not get ready within 30 s"
-  sleep 0.1
-done
-unset PROXMOX_VE_USERNAME PROXMOX_VE_PASSWORD PROXMOX_VE_OTP PROXMOX_VE_INSECURE
-# shellcheck disable=SC1091
-source "$SIM_DIR/env"
+demo_start_simulator
 ROOTFS="$SIM_DIR/guests/$VMID/rootfs"
 APP_FILE="$ROOTFS/srv/app-version.txt"
 [[ -d "$ROOTFS" ]] || fail "the simulator has no files for app $VMID at $ROOTFS"

@@ -13,63 +13,11 @@ TF="${TF:-$ROOT/.bin/terraform}"
 VMID=100
 START_TIME=$SECONDS
 
-# ---------------------------------------------------------------- output helpers
-if [[ -t 1 ]]; then
-  BOLD=$'\e[1m' GREEN=$'\e[32m' RED=$'\e[31m' RESET=$'\e[0m'
-  NO_COLOR=()
-else
-  BOLD='' GREEN='' RED='' RESET=''
-  NO_COLOR=(-no-color)
-fi
 STEPS=7
-step() { printf '\n%s==> Step %d/%d: %s%s\n' "$BOLD" "$1" "$STEPS" "$2" "$RESET"; }
-say() { printf '    %s\n' "$@"; }
-fail() {
-  printf '\n%sDEMO FAILED: %s%s\n' "$RED" "$*" "$RESET" >&2
-  exit 1
-}
+DEMO_NAME=demo WORK_PREFIX=proxmoxapp-demo
+# shellcheck source=examples/demo/lib.sh
+source "$DEMO_DIR/lib.sh"
 
-# ---------------------------------------------------------------- preconditions
-[[ -x "$TF" ]] || fail "Terraform not found at $TF. Run 'make terraform' first (or use 'make demo', which does)."
-command -v go >/dev/null || fail "Go is not installed (needed to build the provider and the simulator)."
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/proxmoxapp-demo.XXXXXX")"
-SIM_DIR="$WORK/pvesim"   # the simulator's data: guests' files, storages, certificates
-SIM_LOG="$WORK/pvesim.log"
-TF_DIR="$WORK/terraform" # the demo configuration and its state
-BIN_DIR="$WORK/bin"
-SIM_PID=''
-
-cleanup() {
-  local rc=$?
-  if [[ -n "$SIM_PID" ]] && kill -0 "$SIM_PID" 2>/dev/null; then
-    kill -TERM "$SIM_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SIM_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SIM_PID" 2>/dev/null && kill -KILL "$SIM_PID" 2>/dev/null || true
-    wait "$SIM_PID" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 ]]; then
-    if [[ -s "$SIM_LOG" ]]; then
-      printf '\n--- last lines of the simulator log (%s) ---\n' "$SIM_LOG" >&2
-      tail -n 30 "$SIM_LOG" >&2 || true
-    fi
-    printf '\n%sThe demo failed (exit code %d)%s%s\n' "$RED" "$rc" \
-      "${FAILED_AT:+ at examples/demo/run.sh line $FAILED_AT}" "$RESET" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-FAILED_AT=''
-trap 'FAILED_AT="$LINENO: $BASH_COMMAND"' ERR
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
-export TF_CLI_CONFIG_FILE="$WORK/dev.tfrc"
-unset TF_DATA_DIR TF_WORKSPACE TF_CLI_ARGS TF_CLI_ARGS_apply TF_CLI_ARGS_destroy TF_CLI_ARGS_output
-
-tf() { "$TF" -chdir="$TF_DIR" "$@"; }
 # tf_output NAME prints one output as plain text.
 tf_output() {
   local out
@@ -82,45 +30,12 @@ tf_output() {
 printf '%sproxmoxapp demo%s: back up an app, break it, and restore it with Terraform.\n' "$BOLD" "$RESET"
 say "Everything runs against a local Proxmox VE simulator, in $WORK (removed at the end)."
 
-echo
-echo "==> Setup: building the provider and the Proxmox VE simulator"
-mkdir -p "$BIN_DIR" "$SIM_DIR" "$TF_DIR"
-(cd "$ROOT" && go build -o "$BIN_DIR/terraform-provider-proxmoxapp" .)
-(cd "$ROOT" && go build -o "$BIN_DIR/pvesim" ./internal/pvesim/cmd/pvesim)
-
-# Make Terraform use the provider binary just built instead of downloading
-# one from the registry. Terraform warns "Provider development overrides are
-# in effect" on every command because of this; that is expected here. With
-# dev_overrides, `terraform init` is neither needed nor possible offline.
-cat >"$TF_CLI_CONFIG_FILE" <<EOF
-provider_installation {
-  dev_overrides {
-    "proxmoxapp/proxmoxapp" = "$BIN_DIR"
-  }
-  direct {}
-}
-EOF
+demo_build
 cp "$DEMO_DIR"/*.tf "$TF_DIR"/
 TF_VERSION_TEXT="$("$TF" version)"
 say "${TF_VERSION_TEXT%%$'\n'*}"
 
-echo "==> Setup: starting the Proxmox VE simulator"
-"$BIN_DIR/pvesim" --data-dir "$SIM_DIR" --listen 127.0.0.1:0 >"$SIM_LOG" 2>&1 &
-SIM_PID=$!
-deadline=$((SECONDS + 30))
-until [[ -s "$SIM_DIR/env" ]] && grep -q PROXMOX_VE_CA_CERT "$SIM_DIR/env"; do
-  if ! kill -0 "$SIM_PID" 2>/dev/null; then
-    SIM_PID=''
-    fail "the simulator exited during startup (its log follows)"
-  fi
-  ((SECONDS < deadline)) || fail "the simulator did not get ready within 30 s (no $SIM_DIR/env)"
-  sleep 0.1
-done
-# Credentials for a real Proxmox VE in the caller's environment must not mix
-# with the simulator's.
-unset PROXMOX_VE_USERNAME PROXMOX_VE_PASSWORD PROXMOX_VE_OTP PROXMOX_VE_INSECURE
-# shellcheck disable=SC1091
-source "$SIM_DIR/env"
+demo_start_simulator
 say "Proxmox VE API: $PROXMOX_VE_ENDPOINT (the provider reads PROXMOX_VE_* from the environment)"
 say "App $VMID is LXC container 'web' on node pve1; its files are in $SIM_DIR/guests/$VMID/rootfs"
 

@@ -234,6 +234,7 @@ type controlReq struct {
 	BytesPerSec int64   `json:"bytes_per_second"`
 }
 
+// serveControl answers the /_sim/ control API (README.md, "Control API").
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	reply := func(status int, v any) {
 		b := marshalJSON(v)
@@ -246,52 +247,43 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cr); err != nil && err.Error() != "EOF" {
-			reply(400, map[string]string{"error": "bad JSON body: " + err.Error()})
+			reply(400, controlError("bad JSON body: "+err.Error()))
 			return
 		}
 	}
-	key := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
+	reply(s.runControl(r.Method+" "+strings.TrimSuffix(r.URL.Path, "/"), &cr))
+}
+
+func controlError(msg string) map[string]string { return map[string]string{"error": msg} }
+
+var controlOK = map[string]bool{"ok": true}
+
+// runControl performs one control call ("METHOD /_sim/path") and returns
+// the status and body of its answer.
+func (s *Sim) runControl(key string, cr *controlReq) (int, any) {
 	switch key {
 	case "POST /_sim/faults/http":
 		if cr.Status < 100 || cr.Status > 999 {
-			reply(400, map[string]string{"error": "status must be an HTTP status code"})
-			return
+			return 400, controlError("status must be an HTTP status code")
 		}
 		s.FailRequests(cr.Method, cr.Route, cr.Status, cr.Message, cr.Count)
 	case "POST /_sim/faults/latency":
-		d := time.Duration(0)
-		if cr.LatencyMS != nil {
-			d = time.Duration(*cr.LatencyMS) * time.Millisecond
-		} else if cr.Latency != "" {
-			var err error
-			if d, err = time.ParseDuration(cr.Latency); err != nil {
-				reply(400, map[string]string{"error": err.Error()})
-				return
-			}
-		}
-		s.SetLatency(d)
+		return s.controlLatency(cr)
 	case "POST /_sim/faults/drop":
 		s.DropConnections(cr.Method, cr.Route, cr.Count)
 	case "POST /_sim/faults/task":
 		if cr.Type == "" || cr.Message == "" {
-			reply(400, map[string]string{"error": "type and message are required"})
-			return
+			return 400, controlError("type and message are required")
 		}
 		s.FailTask(cr.Type, cr.VMID, cr.Message)
 	case "POST /_sim/faults/storage-full":
-		full := true
-		if cr.Full != nil {
-			full = *cr.Full
-		}
 		if !s.hasStorage(cr.Storage) {
-			reply(404, map[string]string{"error": fmt.Sprintf("no storage %q", cr.Storage)})
-			return
+			return 404, controlError(fmt.Sprintf("no storage %q", cr.Storage))
 		}
-		s.SetStorageFull(cr.Storage, full)
+		s.SetStorageFull(cr.Storage, cr.Full == nil || *cr.Full)
 	case "POST /_sim/faults/lock":
 		if _, ok := s.GuestState(cr.VMID); !ok {
-			reply(404, map[string]string{"error": "no guest " + strconv.Itoa(cr.VMID)})
-			return
+			return 404, controlError("no guest " + strconv.Itoa(cr.VMID))
 		}
 		l := ""
 		if cr.Lock != nil {
@@ -299,39 +291,51 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		s.SetGuestLock(cr.VMID, l)
 	case "POST /_sim/faults/node-offline":
-		off := true
-		if cr.Offline != nil {
-			off = *cr.Offline
-		}
 		if s.nodeByName(cr.Node) == nil {
-			reply(404, map[string]string{"error": fmt.Sprintf("no node %q", cr.Node)})
-			return
+			return 404, controlError(fmt.Sprintf("no node %q", cr.Node))
 		}
-		s.SetNodeOffline(cr.Node, off)
+		s.SetNodeOffline(cr.Node, cr.Offline == nil || *cr.Offline)
 	case "DELETE /_sim/faults":
 		s.ClearFaults()
 	case "GET /_sim/counters":
-		reply(200, s.Counters())
-		return
+		return 200, s.Counters()
 	case "DELETE /_sim/counters":
 		s.ResetCounters()
 	case "POST /_sim/throughput":
 		s.SetThroughput(cr.BytesPerSec)
 	case "GET /_sim/guests":
-		s.mu.Lock()
-		out := []GuestInfo{}
-		for _, id := range s.sortedVMIDs() {
-			g := s.guests[id]
-			out = append(out, GuestInfo{VMID: id, Node: g.node, Type: g.typ, Name: g.name(), Status: g.status, Lock: g.lock()})
-		}
-		s.mu.Unlock()
-		reply(200, out)
-		return
+		return 200, s.guestInfos()
 	default:
-		reply(404, map[string]string{"error": "unknown control endpoint " + key})
-		return
+		return 404, controlError("unknown control endpoint " + key)
 	}
-	reply(200, map[string]bool{"ok": true})
+	return 200, controlOK
+}
+
+// controlLatency sets the latency from latency_ms or a duration string.
+func (s *Sim) controlLatency(cr *controlReq) (int, any) {
+	d := time.Duration(0)
+	if cr.LatencyMS != nil {
+		d = time.Duration(*cr.LatencyMS) * time.Millisecond
+	} else if cr.Latency != "" {
+		var err error
+		if d, err = time.ParseDuration(cr.Latency); err != nil {
+			return 400, controlError(err.Error())
+		}
+	}
+	s.SetLatency(d)
+	return 200, controlOK
+}
+
+// guestInfos is the state of every guest, by vmid.
+func (s *Sim) guestInfos() []GuestInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []GuestInfo{}
+	for _, id := range s.sortedVMIDs() {
+		g := s.guests[id]
+		out = append(out, GuestInfo{VMID: id, Node: g.node, Type: g.typ, Name: g.name(), Status: g.status, Lock: g.lock()})
+	}
+	return out
 }
 
 func (s *Sim) hasStorage(id string) bool {

@@ -20,7 +20,7 @@ func guestDeleteSchema(typ string) schema {
 }
 
 // hGuestDelete is DELETE /nodes/{node}/{lxc|qemu}/{vmid}
-// (REFERENCE-retention.md §5): early checks answer at once, the rest is a
+// (REFERENCE.md 10.5): early checks answer at once, the rest is a
 // vzdestroy / qmdestroy worker that removes the disks and then the config.
 // VM.Allocate on /vms/{vmid} is the route's permission, checked first.
 func (s *Sim) hGuestDelete(rq *request, typ string) (any, error) {

@@ -8,11 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 func registerRoutes(add func(method, tmpl string, sc schema, h handlerFunc) *route) {
-	var s0 *Sim // handlers are method values bound per request below
-	_ = s0
+	// h binds a method expression such as (*Sim).hVersion to the request's simulator.
 	h := func(f func(*Sim, *request) (any, error)) handlerFunc {
 		return func(rq *request) (any, error) { return f(rq.s, rq) }
 	}
@@ -266,7 +267,7 @@ func (s *Sim) guestEntry(g *guest) map[string]any {
 		e["pid"] = 10000 + g.vmid
 		e["netin"], e["netout"] = 123456, 65432
 		if g.typ == "lxc" {
-			e["disk"] = rootfsSize(s.GuestRootfs(g.vmid), nil)
+			e["disk"] = archive.RootfsSize(s.GuestRootfs(g.vmid), nil)
 		}
 	}
 	if l := g.lock(); l != "" {
@@ -281,6 +282,8 @@ func (s *Sim) guestEntry(g *guest) map[string]any {
 	return e
 }
 
+// hClusterResources is GET /cluster/resources: guests, nodes and storages
+// the caller may audit.
 func (s *Sim) hClusterResources(rq *request) (any, error) {
 	typ := rq.p.str("type")
 	out := []map[string]any{}
@@ -297,73 +300,83 @@ func (s *Sim) hClusterResources(rq *request) (any, error) {
 	sort.Slice(gs, func(i, j int) bool { return gs[i].vmid < gs[j].vmid })
 	if typ == "" || typ == "vm" {
 		for _, g := range gs {
-			if !s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
-				continue
+			if s.can(rq.auth, fmt.Sprintf("/vms/%d", g.vmid), "VM.Audit") {
+				out = append(out, s.clusterGuestEntry(g))
 			}
-			s.mu.Lock()
-			e := s.guestEntry(g)
-			nd := s.nodes[g.node]
-			s.mu.Unlock()
-			delete(e, "pid")
-			delete(e, "cpus")
-			delete(e, "maxswap")
-			delete(e, "swap")
-			e["id"] = fmt.Sprintf("%s/%d", g.typ, g.vmid)
-			e["node"] = g.node
-			e["maxcpu"] = e["cpu"]
-			e["maxcpu"] = 1
-			if c, err := strconv.Atoi(g.conf.get("cores")); err == nil {
-				e["maxcpu"] = c
-			}
-			if _, ok := e["template"]; !ok {
-				e["template"] = 0
-			}
-			if g.status == "paused" {
-				e["status"] = "running"
-			}
-			if nd.offline {
-				e["status"] = "unknown"
-			}
-			if g.typ == "qemu" {
-				e["memhost"] = e["mem"]
-			}
-			out = append(out, e)
 		}
 	}
 	if typ == "" || typ == "node" {
 		for _, nd := range nodes {
-			if !s.can(rq.auth, "/nodes/"+nd.name, "Sys.Audit") {
-				continue
+			if s.can(rq.auth, "/nodes/"+nd.name, "Sys.Audit") {
+				out = append(out, s.nodeEntry(nd))
 			}
-			e := s.nodeEntry(nd)
-			out = append(out, e)
 		}
 	}
 	if typ == "" || typ == "storage" {
-		s.mu.Lock()
-		ids := append([]string(nil), s.storageOrder...)
-		s.mu.Unlock()
-		for _, nd := range nodes {
-			for _, id := range ids {
-				s.mu.Lock()
-				st := s.storages[id]
-				s.mu.Unlock()
-				if !st.onNode(nd.name) || s.checkAny(rq.auth, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace") != nil {
-					continue
-				}
-				e := map[string]any{"id": "storage/" + nd.name + "/" + id, "type": "storage", "storage": id, "node": nd.name,
-					"plugintype": st.cfg.Type, "content": strings.Join(st.cfg.Content, ","), "shared": b2i(st.cfg.Shared), "status": "available"}
-				if nd.offline {
-					e["status"] = "unknown"
-				} else {
-					total, used, _ := s.storageUsage(st, nd.name)
-					e["maxdisk"], e["disk"] = total, used
-				}
-				out = append(out, e)
-			}
-		}
+		out = append(out, s.clusterStorageEntries(rq.auth, nodes)...)
 	}
 	return out, nil
+}
+
+// clusterGuestEntry is a guest's row of /cluster/resources: a paused guest
+// reads running, and a guest on an offline node unknown.
+func (s *Sim) clusterGuestEntry(g *guest) map[string]any {
+	s.mu.Lock()
+	e := s.guestEntry(g)
+	nd := s.nodes[g.node]
+	s.mu.Unlock()
+	delete(e, "pid")
+	delete(e, "cpus")
+	delete(e, "maxswap")
+	delete(e, "swap")
+	e["id"] = fmt.Sprintf("%s/%d", g.typ, g.vmid)
+	e["node"] = g.node
+	e["maxcpu"] = 1
+	if c, err := strconv.Atoi(g.conf.get("cores")); err == nil {
+		e["maxcpu"] = c
+	}
+	if _, ok := e["template"]; !ok {
+		e["template"] = 0
+	}
+	if g.status == "paused" {
+		e["status"] = "running"
+	}
+	if nd.offline {
+		e["status"] = "unknown"
+	}
+	if g.typ == "qemu" {
+		e["memhost"] = e["mem"]
+	}
+	return e
+}
+
+// clusterStorageEntries lists each storage once per node it is on, for
+// callers with Datastore.Audit or Datastore.AllocateSpace on it.
+func (s *Sim) clusterStorageEntries(a *authInfo, nodes []*node) []map[string]any {
+	s.mu.Lock()
+	ids := append([]string(nil), s.storageOrder...)
+	s.mu.Unlock()
+	var out []map[string]any
+	for _, nd := range nodes {
+		for _, id := range ids {
+			s.mu.Lock()
+			st := s.storages[id]
+			s.mu.Unlock()
+			if !st.onNode(nd.name) || s.checkAny(a, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace") != nil {
+				continue
+			}
+			e := map[string]any{"id": "storage/" + nd.name + "/" + id, "type": "storage", "storage": id, "node": nd.name,
+				"plugintype": st.cfg.Type, "content": strings.Join(st.cfg.Content, ","), "shared": b2i(st.cfg.Shared), "status": "available"}
+			if nd.offline {
+				e["status"] = "unknown"
+			} else {
+				total, used, _ := s.storageUsage(st, nd.name)
+				e["maxdisk"], e["disk"] = total, used
+			}
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (s *Sim) confPath(g *guest, n string) string {
@@ -471,6 +484,8 @@ func (s *Sim) hGuestConfig(rq *request, typ string) (any, error) {
 	return out, nil
 }
 
+// hGuestPower is POST …/{lxc|qemu}/{vmid}/status/{action}: the synchronous
+// "running" checks, then a power task (a failing one for an absent guest).
 func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 	if err := s.checkAll(rq.auth, "/vms/"+rq.vars["vmid"], "VM.PowerMgmt"); err != nil {
 		return nil, err
@@ -480,7 +495,7 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 	}
 	// The power endpoints do not load the config before forking: only the
 	// "running" checks below are synchronous, so a guest that is not on this
-	// node mostly shows up as a failed task (see REFERENCE.md).
+	// node mostly shows up as a failed task (see REFERENCE.md section 5).
 	vmid := int(rq.p.intv("vmid", 0))
 	n := rq.vars["node"]
 	s.mu.Lock()
@@ -493,127 +508,155 @@ func (s *Sim) hGuestPower(rq *request, typ, action string) (any, error) {
 		status = g.status
 	}
 	s.mu.Unlock()
+	if err := checkPowerPrecondition(typ, action, vmid, n, g != nil, status, rq.p.boolv("forceStop", false)); err != nil {
+		return nil, err
+	}
+	ttype := map[string]string{"lxc": "vz", "qemu": "qm"}[typ] + action
+	t := s.newTask(n, ttype, strconv.Itoa(vmid), rq.auth.authid)
+	if g == nil {
+		s.runTask(t, func(t *task) error { return absentGuestPowerTask(t, typ, action, vmid, n) })
+		return t.upid, nil
+	}
+	skip := rq.p.boolv("skiplock", false)
+	s.runTask(t, func(t *task) error { return s.guestPowerTask(t, g, action, skip) })
+	return t.upid, nil
+}
+
+// checkPowerPrecondition is the check_running test each power endpoint
+// makes before it forks.
+func checkPowerPrecondition(typ, action string, vmid int, n string, exists bool, status string, forceStop bool) error {
 	running := status != "stopped"
 	if typ == "lxc" {
 		switch action {
 		case "start", "resume":
 			if running {
-				return nil, err500("CT %d already running", vmid)
+				return err500("CT %d already running", vmid)
 			}
 		case "stop", "shutdown", "suspend":
 			if !running {
-				return nil, err500("CT %d not running", vmid)
+				return err500("CT %d not running", vmid)
 			}
 		case "reboot":
 			if !running {
-				return nil, err500("VM %d not running", vmid) // sic: pve-container's vm_reboot says "VM"
-			}
-		}
-	} else {
-		switch action {
-		case "reboot", "suspend", "resume":
-			// check_running asserts the config exists on this node first
-			if g == nil {
-				return nil, err500("unable to find configuration file for VM %d on node '%s'", vmid, n)
-			}
-			if !running {
-				return nil, err500("VM %d not running", vmid)
-			}
-		case "shutdown":
-			if status == "paused" && !rq.p.boolv("forceStop", false) {
-				return nil, err500("VM is paused - cannot shutdown")
-			}
-		}
-	}
-	if g == nil {
-		ttype := map[string]string{"lxc": "vz", "qemu": "qm"}[typ] + action
-		t := s.newTask(n, ttype, strconv.Itoa(vmid), rq.auth.authid)
-		s.runTask(t, func(t *task) error {
-			if err := t.sleep(20 * time.Millisecond); err != nil {
-				return err
-			}
-			switch {
-			case typ == "lxc" && action == "resume":
-				return fmt.Errorf("command 'lxc-checkpoint -n %d -r --foreground -D /var/lib/vz/dump' failed: exit code 1", vmid)
-			case typ == "lxc":
-				return fmt.Errorf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
-			case action == "start":
-				return fmt.Errorf("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
-			default:
-				return fmt.Errorf("unable to find configuration file for VM %d on node '%s'", vmid, n)
-			}
-		})
-		return t.upid, nil
-	}
-	kind := g.kind()
-	prefix := map[string]string{"lxc": "vz", "qemu": "qm"}[typ]
-	ttype := prefix + action
-	t := s.newTask(rq.vars["node"], ttype, strconv.Itoa(g.vmid), rq.auth.authid)
-	skip := rq.p.boolv("skiplock", false)
-	s.runTask(t, func(t *task) error {
-		d := 50 * time.Millisecond
-		if action == "shutdown" {
-			d = 150 * time.Millisecond
-		}
-		if err := t.sleep(d); err != nil {
-			return err
-		}
-		// A FailTask fault on a power task ("vzshutdown", ...) leaves the
-		// guest as it was, like a guest that ignores the shutdown request.
-		if msg, ok := s.takeTaskFault(ttype, g.vmid); ok {
-			return errors.New(msg)
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		l := g.lock()
-		if s.guests[g.vmid] != g {
-			return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
-		}
-		if typ == "qemu" {
-			switch {
-			case (action == "stop" || action == "shutdown") && g.status == "stopped":
-				return nil // _do_vm_stop: nothing to do, checked before the lock
-			case action == "resume" && g.status == "running":
-				return nil // vm_resume: "job done", checked before the lock
-			case action == "resume" && l == "backup":
-				l = ""
-			}
-		}
-		if l != "" && !skip && (l != "mounted" || typ != "lxc") {
-			// vm_start: a running VM with a backup lock is resumed in the
-			// existing QEMU instance (vm_resume; a no-op when not paused)
-			if typ == "qemu" && action == "start" && l == "backup" && (g.status == "paused" || g.status == "running") {
-				g.status = "running"
-				return nil
-			}
-			return fmt.Errorf("%s is locked (%s)", kind, l)
-		}
-		switch action {
-		case "start":
-			if g.status == "running" {
-				return fmt.Errorf("%s %d already running", kind, g.vmid)
-			}
-			g.status, g.started = "running", time.Now()
-			if typ == "qemu" {
-				t.log("generating cloud-init ISO")
-			}
-		case "stop", "shutdown":
-			if g.status == "stopped" && typ == "lxc" {
-				return fmt.Errorf("CT %d not running", g.vmid)
-			}
-			g.status = "stopped"
-		case "reboot":
-			g.started = time.Now()
-		case "suspend":
-			if g.status == "running" {
-				g.status = "paused"
-			}
-		case "resume":
-			if g.status == "paused" {
-				g.status = "running"
+				return err500("VM %d not running", vmid) // sic: pve-container's vm_reboot says "VM"
 			}
 		}
 		return nil
-	})
-	return t.upid, nil
+	}
+	switch action {
+	case "reboot", "suspend", "resume":
+		// check_running asserts the config exists on this node first
+		if !exists {
+			return err500("unable to find configuration file for VM %d on node '%s'", vmid, n)
+		}
+		if !running {
+			return err500("VM %d not running", vmid)
+		}
+	case "shutdown":
+		if status == "paused" && !forceStop {
+			return err500("VM is paused - cannot shutdown")
+		}
+	}
+	return nil
+}
+
+// absentGuestPowerTask is the power task of a guest that is not on this
+// node: it fails where the worker first loads the config.
+func absentGuestPowerTask(t *task, typ, action string, vmid int, n string) error {
+	if err := t.sleep(20 * time.Millisecond); err != nil {
+		return err
+	}
+	switch {
+	case typ == "lxc" && action == "resume":
+		return fmt.Errorf("command 'lxc-checkpoint -n %d -r --foreground -D /var/lib/vz/dump' failed: exit code 1", vmid)
+	case typ == "lxc":
+		return fmt.Errorf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
+	case action == "start":
+		return fmt.Errorf("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", n, vmid) //nolint:staticcheck // PVE's exact message
+	default:
+		return fmt.Errorf("unable to find configuration file for VM %d on node '%s'", vmid, n)
+	}
+}
+
+// guestPowerTask is the power worker: after the task's delay it checks the
+// config lock and changes the guest's status.
+func (s *Sim) guestPowerTask(t *task, g *guest, action string, skipLock bool) error {
+	d := 50 * time.Millisecond
+	if action == "shutdown" {
+		d = 150 * time.Millisecond
+	}
+	if err := t.sleep(d); err != nil {
+		return err
+	}
+	// A FailTask fault on a power task ("vzshutdown", ...) leaves the
+	// guest as it was, like a guest that ignores the shutdown request.
+	if msg, ok := s.takeTaskFault(t.typ, g.vmid); ok {
+		return errors.New(msg)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.guests[g.vmid] != g {
+		return fmt.Errorf("Configuration file '%s' does not exist", s.confPath(g, g.node)) //nolint:staticcheck // PVE's exact message
+	}
+	done, err := checkPowerLock(g, action, skipLock)
+	if done || err != nil {
+		return err
+	}
+	return applyPowerAction(t, g, action)
+}
+
+// checkPowerLock applies the config lock to a power action (called with
+// s.mu held). done means the action has nothing (more) to do.
+func checkPowerLock(g *guest, action string, skipLock bool) (done bool, err error) {
+	l := g.lock()
+	if g.typ == "qemu" {
+		switch {
+		case (action == "stop" || action == "shutdown") && g.status == "stopped":
+			return true, nil // _do_vm_stop: nothing to do, checked before the lock
+		case action == "resume" && g.status == "running":
+			return true, nil // vm_resume: "job done", checked before the lock
+		case action == "resume" && l == "backup":
+			l = ""
+		}
+	}
+	if l == "" || skipLock || l == "mounted" && g.typ == "lxc" {
+		return false, nil
+	}
+	// vm_start: a running VM with a backup lock is resumed in the
+	// existing QEMU instance (vm_resume; a no-op when not paused)
+	if g.typ == "qemu" && action == "start" && l == "backup" && (g.status == "paused" || g.status == "running") {
+		g.status = "running"
+		return true, nil
+	}
+	return false, fmt.Errorf("%s is locked (%s)", g.kind(), l)
+}
+
+// applyPowerAction changes the guest's status (called with s.mu held).
+func applyPowerAction(t *task, g *guest, action string) error {
+	switch action {
+	case "start":
+		if g.status == "running" {
+			return fmt.Errorf("%s %d already running", g.kind(), g.vmid)
+		}
+		g.status, g.started = "running", time.Now()
+		if g.typ == "qemu" {
+			t.log("generating cloud-init ISO")
+		}
+	case "stop", "shutdown":
+		if g.status == "stopped" && g.typ == "lxc" {
+			return fmt.Errorf("CT %d not running", g.vmid)
+		}
+		g.status = "stopped"
+	case "reboot":
+		g.started = time.Now()
+	case "suspend":
+		if g.status == "running" {
+			g.status = "paused"
+		}
+	case "resume":
+		if g.status == "paused" {
+			g.status = "running"
+		}
+	}
+	return nil
 }

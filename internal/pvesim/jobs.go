@@ -14,7 +14,7 @@ import (
 // Backup jobs: /cluster/backup (jobs.cfg), the coverage endpoints and the
 // scheduler that runs due jobs as vzdump tasks (pvescheduler). The
 // scheduler reads a simulated clock that tests can move (AdvanceClock,
-// SetClock) or bypass (RunJobNow); see REFERENCE-jobs.md.
+// SetClock) or bypass (RunJobNow); see REFERENCE.md section 9.
 
 type jobsState struct {
 	mu     sync.Mutex
@@ -851,12 +851,55 @@ func (s *Sim) hJobDelete(rq *request) (any, error) {
 	return nil, nil
 }
 
+// hJobUpdate is PUT /cluster/backup/{id} (update_job): the parameter and
+// permission checks, the job's current options, the deletions and new
+// values applied, verify_vzdump_parameters on the result, then the store.
 func (s *Sim) hJobUpdate(rq *request) (any, error) {
+	p, id := rq.p, rq.vars["id"]
+	del, err := s.checkJobUpdateParams(rq)
+	if err != nil {
+		return nil, err
+	}
+	j, current := s.jobSnapshot(id)
+	if j == nil {
+		return nil, err500("no such vzdump job")
+	}
+	if rq.auth.authid != "root@pam" {
+		if err := s.assertJobPermissions(rq.auth, p, false, current); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkJobDeleteKeys(del); err != nil {
+		return nil, err
+	}
+	next, excl := mergeJobUpdate(current, j.excludePath, p, del)
+	if e := verifyJobParams(next, true); e != nil {
+		return nil, e
+	}
+	if next["protected"] != "" || next["notes-template"] != "" {
+		// the options that require 'storage' keep requiring it in the stored job
+		if next["storage"] == "" {
+			k := "protected"
+			if next["notes-template"] != "" {
+				k = "notes-template"
+			}
+			return nil, paramErr1("storage", fmt.Sprintf("missing property required by '%s'", k))
+		}
+	}
+	if !s.storeJobUpdate(id, j, next, excl) {
+		return nil, err500("no such vzdump job")
+	}
+	return nil, nil
+}
+
+// checkJobUpdateParams checks an update's own parameters (formats,
+// permissions, pool, starttime) and returns the keys to delete; id and
+// delete are taken out of rq.p.
+func (s *Sim) checkJobUpdateParams(rq *request) (map[string]bool, error) {
 	if err := s.checkAll(rq.auth, "/", "Sys.Modify"); err != nil {
 		return nil, err
 	}
 	p := rq.p
-	id := rq.vars["id"]
 	delete(p.m, "id")
 	del := map[string]bool{}
 	for _, k := range splitList(p.m["delete"]) {
@@ -890,33 +933,42 @@ func (s *Sim) hJobUpdate(rq *request) (any, error) {
 	if e := verifyJobParams(check, false); e != nil {
 		return nil, e
 	}
+	return del, nil
+}
+
+// jobSnapshot returns the job and a copy of its options (nil when unknown).
+func (s *Sim) jobSnapshot(id string) (*backupJob, map[string]string) {
 	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
 	s.jobs.init()
 	j := s.jobs.jobs[id]
-	var current map[string]string
-	if j != nil {
-		current = make(map[string]string, len(j.opts))
-		for k, v := range j.opts {
-			current[k] = v
-		}
-	}
-	s.jobs.mu.Unlock()
 	if j == nil {
-		return nil, err500("no such vzdump job")
+		return nil, nil
 	}
-	if rq.auth.authid != "root@pam" {
-		if err := s.assertJobPermissions(rq.auth, p, false, current); err != nil {
-			return nil, err
-		}
+	current := make(map[string]string, len(j.opts))
+	for k, v := range j.opts {
+		current[k] = v
 	}
+	return j, current
+}
+
+// checkJobDeleteKeys: only vzdump options, comment and repeat-missed can be
+// deleted (so schedule and enabled cannot).
+func checkJobDeleteKeys(del map[string]bool) error {
 	conf := jobConfigSchema()
 	for k := range del {
 		if _, ok := conf[k]; (!ok || jobOnlyKeys[k] || k == "starttime" || k == "dow") && k != "comment" && k != "repeat-missed" {
-			return nil, paramErr1("delete", fmt.Sprintf("unknown option '%s'", k))
+			return paramErr1("delete", fmt.Sprintf("unknown option '%s'", k))
 		}
 	}
-	next := current
-	excl := j.excludePath
+	return nil
+}
+
+// mergeJobUpdate applies the deletions, then the new values, to the job's
+// options (current is reused), and lets a new guest selection (vmid, all,
+// pool) replace the old one.
+func mergeJobUpdate(current map[string]string, excludePath []string, p *params, del map[string]bool) (map[string]string, []string) {
+	next, excl := current, excludePath
 	for k := range del {
 		delete(next, k)
 		if k == "exclude-path" {
@@ -945,27 +997,19 @@ func (s *Sim) hJobUpdate(rq *request) (any, error) {
 		delete(next, "all")
 		delete(next, "exclude")
 	}
-	if e := verifyJobParams(next, true); e != nil {
-		return nil, e
-	}
-	if next["protected"] != "" || next["notes-template"] != "" {
-		// the options that require 'storage' keep requiring it in the stored job
-		if next["storage"] == "" {
-			k := "protected"
-			if next["notes-template"] != "" {
-				k = "notes-template"
-			}
-			return nil, paramErr1("storage", fmt.Sprintf("missing property required by '%s'", k))
-		}
-	}
+	return next, excl
+}
+
+// storeJobUpdate stores the new options unless the job was removed or
+// replaced meanwhile. As detect_changed_runtime_props does, a new schedule
+// or enabled flag counts as the job's last run time.
+func (s *Sim) storeJobUpdate(id string, j *backupJob, next map[string]string, excl []string) bool {
 	now := s.Now()
 	s.jobs.mu.Lock()
 	defer s.jobs.mu.Unlock()
 	if s.jobs.jobs[id] != j {
-		return nil, err500("no such vzdump job")
+		return false
 	}
-	// detect_changed_runtime_props: a new schedule or enabled flag counts as
-	// the job's last run time
 	old := j.opts
 	j.opts, j.excludePath = next, excl
 	if old["schedule"] != next["schedule"] || old["enabled"] != next["enabled"] {
@@ -975,7 +1019,7 @@ func (s *Sim) hJobUpdate(rq *request) (any, error) {
 			}
 		}
 	}
-	return nil, nil
+	return true
 }
 
 // --- coverage ----------------------------------------------------------------

@@ -11,7 +11,7 @@ import (
 // CalendarEvent, reached through pve-common's PVE::CalendarEvent). The parser
 // follows the same grammar and the same backtracking, so odd inputs parse
 // the way PVE parses them ("25:00" is minute 25 of every hour); see
-// REFERENCE-jobs.md for the subset and the error texts.
+// REFERENCE.md 9.4 for the subset and the error texts.
 
 type calValue struct {
 	kind   byte // 's' single, 'r' range, 'p' repeated

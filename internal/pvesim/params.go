@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -164,59 +165,78 @@ func (sc schema) validate(raw rawParams, vars map[string]string) (*params, *apiE
 	return p, nil
 }
 
-// check validates one scalar value and returns its normalised form.
+// check validates one scalar value against its type (JSON schema's check_type,
+// then the format) and returns its normalised form or the error text.
 func (def pd) check(v any) (string, string) {
 	switch def.t {
 	case "boolean":
-		switch x := v.(type) {
-		case bool:
-			if x {
-				return "1", ""
-			}
-			return "0", ""
-		case json.Number:
-			if x.String() == "1" || x.String() == "0" {
-				return x.String(), ""
-			}
-			return "", fmt.Sprintf("type check ('boolean') failed - got '%s'", x.String())
-		case string:
-			if x == "1" || x == "0" {
-				return x, ""
-			}
-			return "", fmt.Sprintf("type check ('boolean') failed - got '%s'", x)
-		}
-		s, _ := scalarString(v)
-		return "", fmt.Sprintf("type check ('boolean') failed - got '%s'", s)
+		return checkBoolean(v)
 	case "integer":
-		s, ok := scalarString(v)
-		if _, isBool := v.(bool); !ok || isBool || !reInt.MatchString(s) {
-			return "", fmt.Sprintf("type check ('integer') failed - got '%s'", s)
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return "", fmt.Sprintf("type check ('integer') failed - got '%s'", s)
-		}
-		if def.format == "pve-vmid" && (n < 100 || n > 999999999) {
-			return "", "invalid format - value does not look like a valid VM ID"
-		}
-		if def.min != nil && n < *def.min {
-			return "", fmt.Sprintf("value must have a minimum value of %d", *def.min)
-		}
-		if def.max != nil && n > *def.max {
-			return "", fmt.Sprintf("value must have a maximum value of %d", *def.max)
-		}
-		return strconv.FormatInt(n, 10), ""
+		return def.checkInteger(v)
 	case "number":
-		s, ok := scalarString(v)
-		if _, isBool := v.(bool); !ok || isBool || !reNumber.MatchString(s) {
-			return "", fmt.Sprintf("type check ('number') failed - got '%s'", s)
-		}
-		f, _ := strconv.ParseFloat(s, 64)
-		if def.min != nil && f < float64(*def.min) {
-			return "", fmt.Sprintf("value must have a minimum value of %d", *def.min)
-		}
-		return s, ""
+		return def.checkNumber(v)
 	}
+	return def.checkString(v)
+}
+
+// checkBoolean accepts 1/0 as JSON numbers or strings and JSON true/false.
+func checkBoolean(v any) (string, string) {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return "1", ""
+		}
+		return "0", ""
+	case json.Number:
+		if x.String() == "1" || x.String() == "0" {
+			return x.String(), ""
+		}
+		return "", fmt.Sprintf("type check ('boolean') failed - got '%s'", x.String())
+	case string:
+		if x == "1" || x == "0" {
+			return x, ""
+		}
+		return "", fmt.Sprintf("type check ('boolean') failed - got '%s'", x)
+	}
+	s, _ := scalarString(v)
+	return "", fmt.Sprintf("type check ('boolean') failed - got '%s'", s)
+}
+
+func (def pd) checkInteger(v any) (string, string) {
+	s, ok := scalarString(v)
+	if _, isBool := v.(bool); !ok || isBool || !reInt.MatchString(s) {
+		return "", fmt.Sprintf("type check ('integer') failed - got '%s'", s)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return "", fmt.Sprintf("type check ('integer') failed - got '%s'", s)
+	}
+	if def.format == "pve-vmid" && (n < 100 || n > 999999999) {
+		return "", "invalid format - value does not look like a valid VM ID"
+	}
+	if def.min != nil && n < *def.min {
+		return "", fmt.Sprintf("value must have a minimum value of %d", *def.min)
+	}
+	if def.max != nil && n > *def.max {
+		return "", fmt.Sprintf("value must have a maximum value of %d", *def.max)
+	}
+	return strconv.FormatInt(n, 10), ""
+}
+
+func (def pd) checkNumber(v any) (string, string) {
+	s, ok := scalarString(v)
+	if _, isBool := v.(bool); !ok || isBool || !reNumber.MatchString(s) {
+		return "", fmt.Sprintf("type check ('number') failed - got '%s'", s)
+	}
+	f, _ := strconv.ParseFloat(s, 64)
+	if def.min != nil && f < float64(*def.min) {
+		return "", fmt.Sprintf("value must have a minimum value of %d", *def.min)
+	}
+	return s, ""
+}
+
+// checkString checks a string's length, enumeration and format.
+func (def pd) checkString(v any) (string, string) {
 	s, ok := scalarString(v)
 	if !ok {
 		return "", fmt.Sprintf("type check ('string') failed - got %s", describeJSON(v))
@@ -224,16 +244,8 @@ func (def pd) check(v any) (string, string) {
 	if def.maxLen > 0 && len(s) > def.maxLen {
 		return "", fmt.Sprintf("value may only be %d characters long", def.maxLen)
 	}
-	if len(def.enum) > 0 {
-		found := false
-		for _, e := range def.enum {
-			if e == s {
-				found = true
-			}
-		}
-		if !found {
-			return "", fmt.Sprintf("value '%s' does not have a value in the enumeration '%s'", s, strings.Join(def.enum, ", "))
-		}
+	if len(def.enum) > 0 && !slices.Contains(def.enum, s) {
+		return "", fmt.Sprintf("value '%s' does not have a value in the enumeration '%s'", s, strings.Join(def.enum, ", "))
 	}
 	switch def.format {
 	case "pve-storage-id":

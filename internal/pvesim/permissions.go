@@ -7,8 +7,8 @@ import (
 
 // GET /access/permissions: the caller's effective privileges, for one path
 // ("path" given) or for the paths of the ACL tree. A caller may read its own
-// and its tokens' permissions; anyone else's need Sys.Audit on /access.
-// (pve-access-control PVE/API2/AccessControl.pm, "permissions".)
+// and its tokens' permissions; anyone else's need Sys.Audit on /access
+// (REFERENCE.md 8.6).
 func (s *Sim) hPermissions(rq *request) (any, error) {
 	a := rq.auth
 	who := rq.p.str("userid")

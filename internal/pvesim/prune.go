@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Pruning as PVE's storage layer does it (REFERENCE-retention.md §1–§3): the
+// Pruning as PVE's storage layer does it (REFERENCE.md 10.1–10.3): the
 // dry run and the prune share one list, each backup marked keep, remove,
 // protected or renamed.
 

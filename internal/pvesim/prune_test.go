@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// Conformance tests for REFERENCE-retention.md: the prune marks of
-// prune_mark_backup_group, the dry run and the prune worker of
-// PVE/API2/Storage/PruneBackups.pm, and guest destruction.
+// Conformance tests for REFERENCE.md section 10: the prune marks of
+// prune_mark_backup_group, the dry run and the prune worker of the
+// prunebackups API, guest destruction and nextid.
 
 // history builds guest 100's backups on local@pve1 at the given node-local
 // times (one real vzdump archive, copied), and returns their volids by label.
@@ -376,7 +376,7 @@ func TestPrunePBS(t *testing.T) {
 	}
 }
 
-// nextid (PVE/API2/Cluster.pm): the lowest free vmid from 100, as a string;
+// nextid (REFERENCE.md 10.6): the lowest free vmid from 100, as a string;
 // a given vmid is echoed when free and refused when taken.
 func TestNextID(t *testing.T) {
 	t.Parallel()

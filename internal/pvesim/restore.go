@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 var lxcConfigKeys = []string{"hostname", "memory", "swap", "cores", "cpulimit", "cpuunits", "description", "tags", "onboot",
@@ -178,12 +180,13 @@ func (s *Sim) createAndLockConfig(vmid int, typ, n string, force bool) (g *guest
 	return g, true, nil
 }
 
+// hLXCCreate is POST /nodes/{node}/lxc with restore=1: create_vm's
+// synchronous checks in PVE's order, then the vzrestore worker.
 func (s *Sim) hLXCCreate(rq *request) (any, error) {
 	a, p, n := rq.auth, rq.p, rq.vars["node"]
 	vmid := int(p.intv("vmid", 0))
-	restore := p.boolv("restore", false)
 	force := p.boolv("force", false)
-	if !restore {
+	if !p.boolv("restore", false) {
 		return nil, err500("pvesim: creating containers from templates is not simulated (use restore=1)")
 	}
 	if p.boolv("ha-managed", false) {
@@ -191,47 +194,15 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 			return nil, err
 		}
 	}
-	s.mu.Lock()
-	g := s.guests[vmid]
-	sameExists := g != nil && g.node == n && g.typ == "lxc"
-	var running, prot bool
-	if sameExists {
-		running, prot = g.status != "stopped", g.protected()
-	}
-	s.mu.Unlock()
-	if !sameExists || !force {
-		if g != nil {
-			return nil, err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
-		}
-	} else {
-		if running {
-			return nil, err500("can't overwrite running container")
-		}
-		if prot {
-			return nil, err500("unable to restore CT %d - protection mode enabled", vmid)
-		}
-	}
-	vmPath := fmt.Sprintf("/vms/%d", vmid)
-	mayOverwrite := force && sameExists && s.can(a, vmPath, "VM.Backup")
-	if !s.can(a, vmPath, "VM.Allocate") && !mayOverwrite {
-		return nil, errf(403, "Permission check failed")
+	if err := s.checkLXCRestoreTarget(a, n, vmid, force); err != nil {
+		return nil, err
 	}
 	src, err := s.checkRestoreVolume(a, n, p.str("ostemplate"), vmid)
 	if err != nil {
 		return nil, err
 	}
-	storID := p.str("storage")
-	if storID == "" {
-		storID = "local"
-	}
-	tst, err := s.storageFor(storID, n)
+	tst, err := s.lxcRestoreStorage(a, n, p.str("storage"))
 	if err != nil {
-		return nil, err
-	}
-	if !tst.content["rootdir"] {
-		return nil, paramErr1("storage", fmt.Sprintf("storage '%s' does not support container directories", storID))
-	}
-	if err := s.checkAll(a, "/storage/"+storID, "Datastore.AllocateSpace"); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -259,6 +230,54 @@ func (s *Sim) hLXCCreate(rq *request) (any, error) {
 		return err
 	})
 	return t.upid, nil
+}
+
+// checkLXCRestoreTarget: the vmid must be free in the cluster unless force
+// restores over this node's CT, which must be stopped and unprotected; the
+// caller needs VM.Allocate, or VM.Backup for such an overwrite.
+func (s *Sim) checkLXCRestoreTarget(a *authInfo, n string, vmid int, force bool) error {
+	s.mu.Lock()
+	g := s.guests[vmid]
+	sameExists := g != nil && g.node == n && g.typ == "lxc"
+	var running, prot bool
+	if sameExists {
+		running, prot = g.status != "stopped", g.protected()
+	}
+	s.mu.Unlock()
+	switch {
+	case (!sameExists || !force) && g != nil:
+		return err500("%s %d already exists on node '%s'", g.kind(), vmid, g.node)
+	case sameExists && force && running:
+		return err500("can't overwrite running container")
+	case sameExists && force && prot:
+		return err500("unable to restore CT %d - protection mode enabled", vmid)
+	}
+	vmPath := fmt.Sprintf("/vms/%d", vmid)
+	mayOverwrite := force && sameExists && s.can(a, vmPath, "VM.Backup")
+	if !s.can(a, vmPath, "VM.Allocate") && !mayOverwrite {
+		return errf(403, "Permission check failed")
+	}
+	return nil
+}
+
+// lxcRestoreStorage checks the target storage (default local): it must
+// exist on this node, hold container directories, and the caller needs
+// Datastore.AllocateSpace on it.
+func (s *Sim) lxcRestoreStorage(a *authInfo, n, storID string) (*storage, error) {
+	if storID == "" {
+		storID = "local"
+	}
+	tst, err := s.storageFor(storID, n)
+	if err != nil {
+		return nil, err
+	}
+	if !tst.content["rootdir"] {
+		return nil, paramErr1("storage", fmt.Sprintf("storage '%s' does not support container directories", storID))
+	}
+	if err := s.checkAll(a, "/storage/"+storID, "Datastore.AllocateSpace"); err != nil {
+		return nil, err
+	}
+	return tst, nil
 }
 
 // restoreLXC is the vzrestore worker of pve-container's create_vm. Before
@@ -295,27 +314,55 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	if running {
 		return errors.New("can't overwrite running container")
 	}
+	bconf, size, err := recoverLXCConfig(t, src)
+	if err != nil {
+		return err
+	}
+	// From here on PVE has modified the container: any failure destroys
+	// the new volumes and the config.
+	destroyConfigOnError = true
+	newVol := fmt.Sprintf("%s:vm-%d-disk-0", tst.cfg.ID, g.vmid)
+	t.log("  Logical volume \"vm-%d-disk-0\" created.", g.vmid)
+	t.log("Creating filesystem with %s blocks and inodes", size)
+	// destroy_lxc_container: the old CT's volumes go before the extraction
+	if err := archive.EmptyDir(root); err != nil {
+		return err
+	}
+	if err := s.extractLXCArchive(t, g, src, p, root); err != nil {
+		return err
+	}
+	t.log("merging backed-up and given configuration..")
+	nc := mergeLXCConfig(g.vmid, bconf, newVol+",size="+size, p)
+	s.mu.Lock()
+	g.conf = nc // written without the lock: lock_config's end is the unlock
+	s.mu.Unlock()
+	return nil
+}
+
+// recoverLXCConfig is recover_config: it finds the archive, reads the
+// backed-up pct.conf from it and the rootfs size from its rootfs line.
+func recoverLXCConfig(t *task, src *restoreSource) (*guestConf, string, error) {
 	t.log("recovering backed-up configuration from '%s'", src.raw)
 	if src.vol != nil && src.vol.pbs {
 		if src.vol.format != "pbs-ct" {
-			return fmt.Errorf("got unexpected backup format '%s'", src.vol.format)
+			return nil, "", fmt.Errorf("got unexpected backup format '%s'", src.vol.format)
 		}
 		if _, err := os.Stat(src.path); err != nil {
-			return pbsClientError(src.vol, "pct.conf")
+			return nil, "", pbsClientError(src.vol, "pct.conf")
 		}
 	} else if err := src.findArchive(); err != nil {
-		return err
+		return nil, "", err
 	}
-	confText, kind, err := readArchiveConfig(src.path)
+	confText, kind, err := archive.ReadConfig(src.path)
 	if err != nil || kind != "lxc" {
 		// recover_config_from_tar -> extract_vzdump_config_tar finds no
 		// ./etc/vzdump/pct.conf (a VMA archive is no tar at all).
-		return errors.New("ERROR: archive contains no configuration file")
+		return nil, "", errors.New("ERROR: archive contains no configuration file")
 	}
 	bconf := parseConf(confText)
 	rootfs := bconf.get("rootfs")
 	if rootfs == "" {
-		return errors.New("rootfs configuration could not be recovered, please check and specify manually!") //nolint:staticcheck // PVE's exact message
+		return nil, "", errors.New("rootfs configuration could not be recovered, please check and specify manually!") //nolint:staticcheck // PVE's exact message
 	}
 	size := ""
 	if _, opts, ok := strings.Cut(rootfs, ","); ok {
@@ -326,18 +373,15 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 		}
 	}
 	if size == "" {
-		return errors.New("unable to detect disk size - please specify rootfs (size)")
+		return nil, "", errors.New("unable to detect disk size - please specify rootfs (size)")
 	}
-	// From here on PVE has modified the container: any failure destroys
-	// the new volumes and the config.
-	destroyConfigOnError = true
-	newVol := fmt.Sprintf("%s:vm-%d-disk-0", tst.cfg.ID, g.vmid)
-	t.log("  Logical volume \"vm-%d-disk-0\" created.", g.vmid)
-	t.log("Creating filesystem with %s blocks and inodes", size)
-	// destroy_lxc_container: the old CT's volumes go before the extraction
-	if err := emptyDir(root); err != nil {
-		return err
-	}
+	return bconf, size, nil
+}
+
+// extractLXCArchive is restore_archive: it extracts the archive into the
+// (emptied) rootfs at the paced rate; a vzrestore task fault fails it
+// halfway through the data.
+func (s *Sim) extractLXCArchive(t *task, g *guest, src *restoreSource, p *params, root string) error {
 	t.log("restoring '%s' now..", src.raw)
 	if !src.vol.pbs {
 		t.log("extracting archive '%s'", src.path)
@@ -347,7 +391,7 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	pc := s.newPacer(t, int64(p.numv("bwlimit", 0)))
 	expected := fileSize(src.path)
 	var done int64
-	n, err := extractLXC(src.path, root, func(k int64) error {
+	n, err := archive.ExtractLXC(src.path, root, func(k int64) error {
 		done += k
 		if faulted && done*2 >= expected {
 			return &taskFault{msg: faultMsg}
@@ -366,10 +410,16 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	}
 	el := time.Since(begin).Seconds()
 	t.log("Total bytes read: %d (%s, %s/s)", n, humanIEC(n), humanIEC(int64(float64(n)/max(el, 0.001))))
-	t.log("merging backed-up and given configuration..")
+	return nil
+}
+
+// mergeLXCConfig is restore_configuration: the backed-up config without its
+// lock, on the new rootfs volume, with the given keys over it; unique=1
+// gives the network devices new MAC addresses.
+func mergeLXCConfig(vmid int, bconf *guestConf, rootfs string, p *params) *guestConf {
 	nc := bconf.clone()
 	nc.del("lock")
-	nc.set("rootfs", newVol+",size="+size)
+	nc.set("rootfs", rootfs)
 	for _, k := range lxcConfigKeys {
 		if k == "lock" || k == "rootfs" || !p.has(k) {
 			continue
@@ -383,14 +433,11 @@ func (s *Sim) restoreLXC(t *task, g *guest, src *restoreSource, tst *storage, p 
 	if p.boolv("unique", false) {
 		for k, v := range nc.kv {
 			if strings.HasPrefix(k, "net") {
-				nc.kv[k] = regexp.MustCompile(`hwaddr=[0-9A-Fa-f:]+`).ReplaceAllString(v, "hwaddr="+macFor(g.vmid+int(time.Now().UnixNano()%1000), 1))
+				nc.kv[k] = regexp.MustCompile(`hwaddr=[0-9A-Fa-f:]+`).ReplaceAllString(v, "hwaddr="+macFor(vmid+int(time.Now().UnixNano()%1000), 1))
 			}
 		}
 	}
-	s.mu.Lock()
-	g.conf = nc // written without the lock: lock_config's end is the unlock
-	s.mu.Unlock()
-	return nil
+	return nc
 }
 
 // dropGuest removes a guest's config.
@@ -597,13 +644,13 @@ func (s *Sim) freeOldDisk(g *guest, oldconf *guestConf) {
 }
 
 func (s *Sim) restoreQemuVMA(t *task, a *authInfo, g *guest, src *restoreSource, storID string, p *params) error {
-	archive := src.path
-	t.log("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d", t.pid, archive, t.pid)
-	confText, kind, err := readArchiveConfig(archive)
+	archivePath := src.path
+	t.log("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d", t.pid, archivePath, t.pid)
+	confText, kind, err := archive.ReadConfig(archivePath)
 	if err != nil || kind != "qemu" {
-		return fmt.Errorf("command 'vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d' failed: exit code 1", t.pid, archive, t.pid)
+		return fmt.Errorf("command 'vma extract -v -r /var/tmp/vzdumptmp%d.fifo %s /var/tmp/vzdumptmp%d' failed: exit code 1", t.pid, archivePath, t.pid)
 	}
-	diskSize, hasDisk := archiveDiskSize(archive)
+	diskSize, hasDisk := archive.DiskSize(archivePath)
 	t.log("CFG: size: %d name: qemu-server.conf", len(confText))
 	if hasDisk {
 		t.log("DEV: dev_id=1 size: %d devname: drive-scsi0", diskSize)
@@ -633,7 +680,7 @@ func (s *Sim) restoreQemuVMA(t *task, a *authInfo, g *guest, src *restoreSource,
 		t.log("new volume ID is '%s'", newVol)
 		t.log("map 'drive-scsi0' to '/dev/pve/vm-%d-disk-0' (write zeros = 0)", g.vmid)
 	}
-	if err := s.restoreQemuDisk(t, g, archive, hasDisk, p); err != nil {
+	if err := s.restoreQemuDisk(t, g, archivePath, hasDisk, p); err != nil {
 		if hasDisk {
 			t.log("temporary volume '%s' successfully removed", newVol)
 		}
@@ -657,11 +704,11 @@ func (s *Sim) restoreQemuPBS(t *task, a *authInfo, g *guest, src *restoreSource,
 	if _, err := os.Stat(src.path); err != nil {
 		return pbsClientError(v, "index.json")
 	}
-	confText, kind, err := readArchiveConfig(src.path)
+	confText, kind, err := archive.ReadConfig(src.path)
 	if err != nil || kind != "qemu" {
 		return errors.New("backup does not look like a qemu-server backup (missing 'qemu-server.conf' file)")
 	}
-	_, hasDisk := archiveDiskSize(src.path)
+	_, hasDisk := archive.DiskSize(src.path)
 	bconf := parseConf(confText)
 	var tst *storage
 	if hasDisk {
@@ -698,7 +745,7 @@ func (s *Sim) restoreQemuPBS(t *task, a *authInfo, g *guest, src *restoreSource,
 
 // restoreQemuDisk writes the archive's disk (or fails halfway through with
 // an injected task fault). On failure the new volume is gone.
-func (s *Sim) restoreQemuDisk(t *task, g *guest, archive string, hasDisk bool, p *params) error {
+func (s *Sim) restoreQemuDisk(t *task, g *guest, archivePath string, hasDisk bool, p *params) error {
 	faultMsg, faulted := s.takeTaskFault("qmrestore", g.vmid)
 	if !hasDisk {
 		if faulted {
@@ -707,10 +754,10 @@ func (s *Sim) restoreQemuDisk(t *task, g *guest, archive string, hasDisk bool, p
 		return nil
 	}
 	pc := s.newPacer(t, p.intv("bwlimit", 0))
-	expected := fileSize(archive)
+	expected := fileSize(archivePath)
 	var done int64
 	tmp := s.GuestDisk(g.vmid) + ".restore"
-	_, err := extractQemuDisk(archive, tmp, func(k int64) error {
+	_, err := archive.ExtractQemuDisk(archivePath, tmp, func(k int64) error {
 		done += k
 		if faulted && done*2 >= expected {
 			return &taskFault{msg: faultMsg}

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/certs"
 )
 
 // Options configure Start.
@@ -138,6 +140,39 @@ func Start(opts Options) (*Sim, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	s, err := newSim(opts, cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadSecrets(); err != nil {
+		return nil, err
+	}
+	if err := s.initInventory(); err != nil {
+		return nil, err
+	}
+	s.loadTaskLogs()
+	tlsCfg, caPEM, err := certs.Ensure(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.caPEM = caPEM
+	tl, err := s.listen(tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	s.startScheduler()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.srv.Serve(tl)
+	}()
+	s.logf("pvesim: listening on %s (data dir %s)", s.endpoint, dir)
+	return s, nil
+}
+
+// newSim builds the empty simulator: settings from opts and cfg (ticket
+// lifetime, node time zone), no inventory yet.
+func newSim(opts Options, cfg *Config, dir string) (*Sim, error) {
 	s := &Sim{
 		opts:     opts,
 		cfg:      cfg,
@@ -167,19 +202,13 @@ func Start(opts Options) (*Sim, error) {
 		}
 		s.loc = loc
 	}
-	if err := s.loadSecrets(); err != nil {
-		return nil, err
-	}
-	if err := s.initInventory(); err != nil {
-		return nil, err
-	}
-	s.loadTaskLogs()
-	tlsCfg, caPEM, err := ensureCerts(dir)
-	if err != nil {
-		return nil, err
-	}
-	s.caPEM = caPEM
-	ln, err := net.Listen("tcp", opts.Listen)
+	return s, nil
+}
+
+// listen opens the TCP listener, sets the endpoint and the HTTP/1.1-only
+// server, and returns the TLS listener to serve.
+func (s *Sim) listen(tlsCfg *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.opts.Listen)
 	if err != nil {
 		return nil, err
 	}
@@ -201,15 +230,7 @@ func Start(opts Options) (*Sim, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          nil,
 	}
-	tl := tls.NewListener(ln, tlsCfg)
-	s.startScheduler()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.srv.Serve(tl)
-	}()
-	s.logf("pvesim: listening on %s (data dir %s)", s.endpoint, dir)
-	return s, nil
+	return tls.NewListener(ln, tlsCfg), nil
 }
 
 // Close stops the server and all running tasks.

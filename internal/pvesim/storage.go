@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 var (
@@ -129,13 +131,13 @@ func (s *Sim) parseVolume(st *storage, n, vol string) (*volume, error) {
 	return v, nil
 }
 
-func dirBackupSidecars(archive string) (notes, protected, log string) {
-	dir, file := filepath.Split(archive)
+func dirBackupSidecars(archivePath string) (notes, protected, log string) {
+	dir, file := filepath.Split(archivePath)
 	base := file
 	if m := reBackupFile.FindStringSubmatch(file); m != nil {
 		base = strings.TrimSuffix(file, "."+m[1])
 	}
-	return archive + ".notes", archive + ".protected", filepath.Join(dir, base+".log")
+	return archivePath + ".notes", archivePath + ".protected", filepath.Join(dir, base+".log")
 }
 
 // backupInfo stats a backup volume; ok=false when it does not exist.
@@ -371,6 +373,8 @@ func b2i(b bool) int {
 	return 0
 }
 
+// hContentList is GET …/storage/{storage}/content: backups, templates and guest
+// volumes the caller may see, sorted by volid.
 func (s *Sim) hContentList(rq *request) (any, error) {
 	id, n := rq.vars["storage"], rq.vars["node"]
 	if err := s.checkAny(rq.auth, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace"); err != nil {
@@ -386,94 +390,14 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 	if ct != "" && !st.content[ct] {
 		return out, nil
 	}
-	if ct == "" || ct == "backup" {
-		if st.content["backup"] {
-			for _, b := range s.listBackups(st, n) {
-				if vmid > 0 {
-					if b.pbs && b.owner != int(vmid) {
-						continue
-					}
-					if !b.pbs && !regexp.MustCompile(`\S+-`+strconv.FormatInt(vmid, 10)+`-\S+`).MatchString(b.volname) {
-						continue
-					}
-				}
-				if s.volumeAccess(rq.auth, id, b.owner, "backup", b.volid) != nil {
-					continue
-				}
-				it := map[string]any{"volid": b.volid, "content": "backup", "format": b.format, "size": b.size, "ctime": b.ctime}
-				if b.subtype != "" {
-					it["subtype"] = b.subtype
-				}
-				if b.owner > 0 {
-					it["vmid"] = b.owner
-				} else if vmid > 0 {
-					it["vmid"] = vmid
-				}
-				if b.notes != "" {
-					it["notes"] = b.notesFirstLine()
-				}
-				if b.protected {
-					it["protected"] = 1
-				}
-				if b.pbs {
-					if vb, err := os.ReadFile(filepath.Join(b.path, "verify_state")); err == nil {
-						it["verification"] = map[string]any{"state": strings.TrimSpace(string(vb)), "upid": ""}
-					}
-				}
-				out = append(out, it)
-			}
-		}
+	if (ct == "" || ct == "backup") && st.content["backup"] {
+		out = append(out, s.listBackupContent(rq.auth, st, n, vmid)...)
 	}
-	if (ct == "" || ct == "iso" || ct == "vztmpl") && st.cfg.Type == "dir" {
-		for _, sub := range []struct{ dir, typ, prefix string }{{"iso", "iso", "iso/"}, {"cache", "vztmpl", "vztmpl/"}} {
-			if ct != "" && ct != sub.typ || !st.content[sub.typ] {
-				continue
-			}
-			ents, _ := os.ReadDir(filepath.Join(s.storagePath(st, n), "template", sub.dir))
-			for _, e := range ents {
-				v, err := s.parseVolume(st, n, sub.prefix+e.Name())
-				if err != nil || v.vtype != sub.typ {
-					continue
-				}
-				fi, err := e.Info()
-				if err != nil || vmid > 0 {
-					continue
-				}
-				if s.volumeAccess(rq.auth, id, 0, sub.typ, v.volid) != nil {
-					continue
-				}
-				out = append(out, map[string]any{"volid": v.volid, "content": sub.typ, "format": v.format, "size": fi.Size(), "ctime": fi.ModTime().Unix()})
-			}
-		}
+	if (ct == "" || ct == "iso" || ct == "vztmpl") && st.cfg.Type == "dir" && vmid == 0 {
+		out = append(out, s.listTemplateContent(rq.auth, st, n, ct)...)
 	}
 	if (ct == "" || ct == "images" || ct == "rootdir") && (st.content["images"] || st.content["rootdir"]) {
-		s.mu.Lock()
-		var gs []*guest
-		for _, g := range s.guests {
-			if (g.node == n || st.cfg.Shared) && s.guestStorage(g) == id {
-				gs = append(gs, g)
-			}
-		}
-		s.mu.Unlock()
-		for _, g := range gs {
-			typ := "images"
-			if g.typ == "lxc" {
-				typ = "rootdir"
-			}
-			if ct != "" && ct != typ || vmid > 0 && int(vmid) != g.vmid || !st.content[typ] {
-				continue
-			}
-			if s.volumeAccess(rq.auth, id, g.vmid, typ, "") != nil {
-				continue
-			}
-			size := s.guestDiskSize(g)
-			used := size
-			if g.typ == "lxc" {
-				used = rootfsSize(s.GuestRootfs(g.vmid), nil)
-			}
-			out = append(out, map[string]any{"volid": fmt.Sprintf("%s:vm-%d-disk-0", id, g.vmid), "content": typ, "format": "raw",
-				"size": size, "used": used, "vmid": g.vmid, "ctime": time.Now().Add(-24 * time.Hour).Unix()})
-		}
+		out = append(out, s.listGuestVolumes(rq.auth, st, n, ct, vmid)...)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		vi, _ := out[i]["volid"].(string)
@@ -481,6 +405,110 @@ func (s *Sim) hContentList(rq *request) (any, error) {
 		return strings.ToLower(vi) < strings.ToLower(vj)
 	})
 	return out, nil
+}
+
+// listBackupContent lists the storage's backups the caller may see. With
+// vmid, a dir backup is matched by its name (as PVE's listing does), a PBS
+// snapshot by its owner.
+func (s *Sim) listBackupContent(a *authInfo, st *storage, n string, vmid int64) []map[string]any {
+	var out []map[string]any
+	for _, b := range s.listBackups(st, n) {
+		if vmid > 0 {
+			if b.pbs && b.owner != int(vmid) {
+				continue
+			}
+			if !b.pbs && !regexp.MustCompile(`\S+-`+strconv.FormatInt(vmid, 10)+`-\S+`).MatchString(b.volname) {
+				continue
+			}
+		}
+		if s.volumeAccess(a, st.cfg.ID, b.owner, "backup", b.volid) != nil {
+			continue
+		}
+		it := map[string]any{"volid": b.volid, "content": "backup", "format": b.format, "size": b.size, "ctime": b.ctime}
+		if b.subtype != "" {
+			it["subtype"] = b.subtype
+		}
+		if b.owner > 0 {
+			it["vmid"] = b.owner
+		} else if vmid > 0 {
+			it["vmid"] = vmid
+		}
+		if b.notes != "" {
+			it["notes"] = b.notesFirstLine()
+		}
+		if b.protected {
+			it["protected"] = 1
+		}
+		if b.pbs {
+			if vb, err := os.ReadFile(filepath.Join(b.path, "verify_state")); err == nil {
+				it["verification"] = map[string]any{"state": strings.TrimSpace(string(vb)), "upid": ""}
+			}
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// listTemplateContent lists a dir storage's ISO images and container
+// templates (content ct, or both when ct is empty).
+func (s *Sim) listTemplateContent(a *authInfo, st *storage, n, ct string) []map[string]any {
+	var out []map[string]any
+	for _, sub := range []struct{ dir, typ, prefix string }{{"iso", "iso", "iso/"}, {"cache", "vztmpl", "vztmpl/"}} {
+		if ct != "" && ct != sub.typ || !st.content[sub.typ] {
+			continue
+		}
+		ents, _ := os.ReadDir(filepath.Join(s.storagePath(st, n), "template", sub.dir))
+		for _, e := range ents {
+			v, err := s.parseVolume(st, n, sub.prefix+e.Name())
+			if err != nil || v.vtype != sub.typ {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if s.volumeAccess(a, st.cfg.ID, 0, sub.typ, v.volid) != nil {
+				continue
+			}
+			out = append(out, map[string]any{"volid": v.volid, "content": sub.typ, "format": v.format, "size": fi.Size(), "ctime": fi.ModTime().Unix()})
+		}
+	}
+	return out
+}
+
+// listGuestVolumes lists the guest disks (images) and CT volumes (rootdir)
+// that live on the storage.
+func (s *Sim) listGuestVolumes(a *authInfo, st *storage, n, ct string, vmid int64) []map[string]any {
+	id := st.cfg.ID
+	s.mu.Lock()
+	var gs []*guest
+	for _, g := range s.guests {
+		if (g.node == n || st.cfg.Shared) && s.guestStorage(g) == id {
+			gs = append(gs, g)
+		}
+	}
+	s.mu.Unlock()
+	var out []map[string]any
+	for _, g := range gs {
+		typ := "images"
+		if g.typ == "lxc" {
+			typ = "rootdir"
+		}
+		if ct != "" && ct != typ || vmid > 0 && int(vmid) != g.vmid || !st.content[typ] {
+			continue
+		}
+		if s.volumeAccess(a, id, g.vmid, typ, "") != nil {
+			continue
+		}
+		size := s.guestDiskSize(g)
+		used := size
+		if g.typ == "lxc" {
+			used = archive.RootfsSize(s.GuestRootfs(g.vmid), nil)
+		}
+		out = append(out, map[string]any{"volid": fmt.Sprintf("%s:vm-%d-disk-0", id, g.vmid), "content": typ, "format": "raw",
+			"size": size, "used": used, "vmid": g.vmid, "ctime": time.Now().Add(-24 * time.Hour).Unix()})
+	}
+	return out
 }
 
 func (s *Sim) volumeFromRequest(rq *request) (*volume, error) {

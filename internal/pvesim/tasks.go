@@ -305,45 +305,21 @@ func (s *Sim) hTaskStop(rq *request) (any, error) {
 	return nil, nil
 }
 
+// hTaskList is GET /nodes/{node}/tasks: newest first, filtered, paged.
 func (s *Sim) hTaskList(rq *request) (any, error) {
 	nodeName := rq.vars["node"]
 	sysAudit := s.can(rq.auth, "/nodes/"+nodeName, "Sys.Audit")
-	source := rq.p.str("source")
-	if source == "" {
-		source = "archive"
-	}
 	s.mu.Lock()
 	all := append([]*task(nil), s.taskList...)
 	s.mu.Unlock()
 	sort.SliceStable(all, func(i, j int) bool { return all[i].start.After(all[j].start) })
 	var items []map[string]any
 	for _, t := range all {
-		if t.node != nodeName {
+		if t.node != nodeName || !sysAudit && !ownsTask(rq.auth, t) {
 			continue
 		}
 		_, done, exit, end := t.snapshot()
-		if source == "archive" && !done || source == "active" && done {
-			continue
-		}
-		if !sysAudit && !ownsTask(rq.auth, t) {
-			continue
-		}
-		if f := rq.p.str("typefilter"); f != "" && t.typ != f {
-			continue
-		}
-		if f := rq.p.str("userfilter"); f != "" && !strings.Contains(t.user, f) {
-			continue
-		}
-		if rq.p.has("vmid") && t.id != rq.p.str("vmid") {
-			continue
-		}
-		if rq.p.boolv("errors", false) && (!done || exit == "OK" || strings.HasPrefix(exit, "WARNINGS")) {
-			continue
-		}
-		if rq.p.has("since") && t.start.Unix() < rq.p.intv("since", 0) {
-			continue
-		}
-		if rq.p.has("until") && t.start.Unix() > rq.p.intv("until", 0) {
+		if !taskListFilter(rq.p, t, done, exit) {
 			continue
 		}
 		u, tok := splitUser(t.user)
@@ -357,21 +333,6 @@ func (s *Sim) hTaskList(rq *request) (any, error) {
 			it["endtime"] = end.Unix()
 		} else {
 			it["status"] = "RUNNING"
-		}
-		if sf := rq.p.str("statusfilter"); sf != "" {
-			cls := "error"
-			if !done {
-				cls = "running"
-			} else if exit == "OK" {
-				cls = "ok"
-			} else if strings.HasPrefix(exit, "WARNINGS") {
-				cls = "warning"
-			} else if exit == "unexpected status" {
-				cls = "unknown"
-			}
-			if !strings.Contains(","+sf+",", ","+cls+",") {
-				continue
-			}
 		}
 		items = append(items, it)
 	}
@@ -389,6 +350,51 @@ func (s *Sim) hTaskList(rq *request) (any, error) {
 		items = []map[string]any{}
 	}
 	return withTotal{data: items, total: total}, nil
+}
+
+// taskListFilter applies the task list's filters (source, typefilter,
+// userfilter, vmid, errors, since, until, statusfilter) to one task.
+func taskListFilter(p *params, t *task, done bool, exit string) bool {
+	source := p.str("source")
+	if source == "" {
+		source = "archive"
+	}
+	switch {
+	case source == "archive" && !done || source == "active" && done:
+		return false
+	case p.str("typefilter") != "" && t.typ != p.str("typefilter"):
+		return false
+	case p.str("userfilter") != "" && !strings.Contains(t.user, p.str("userfilter")):
+		return false
+	case p.has("vmid") && t.id != p.str("vmid"):
+		return false
+	case p.boolv("errors", false) && (!done || exit == "OK" || strings.HasPrefix(exit, "WARNINGS")):
+		return false
+	case p.has("since") && t.start.Unix() < p.intv("since", 0):
+		return false
+	case p.has("until") && t.start.Unix() > p.intv("until", 0):
+		return false
+	}
+	if sf := p.str("statusfilter"); sf != "" {
+		return strings.Contains(","+sf+",", ","+taskStatusClass(done, exit)+",")
+	}
+	return true
+}
+
+// taskStatusClass is the class statusfilter matches: running, ok, warning,
+// unknown or error.
+func taskStatusClass(done bool, exit string) string {
+	switch {
+	case !done:
+		return "running"
+	case exit == "OK":
+		return "ok"
+	case strings.HasPrefix(exit, "WARNINGS"):
+		return "warning"
+	case exit == "unexpected status":
+		return "unknown"
+	}
+	return "error"
 }
 
 func fmtDuration(d time.Duration) string {

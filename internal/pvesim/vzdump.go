@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim/internal/archive"
 )
 
 func vzdumpSchema() schema {
@@ -120,90 +122,22 @@ func parseVMIDList(s string) []int {
 	return out
 }
 
+// hVzdump is POST /nodes/{node}/vzdump: the parameter permissions, then
+// verify_vzdump_parameters, then the guests on this node, then the worker.
 func (s *Sim) hVzdump(rq *request) (any, error) {
 	a, p, n := rq.auth, rq.p, rq.vars["node"]
-	for _, k := range []string{"dumpdir", "tmpdir", "script", "job-id"} {
-		if p.has(k) && a.authid != "root@pam" {
-			return nil, paramErr1(k, "Only root may set this option.")
-		}
-	}
-	if p.has("stdout") {
-		return nil, paramErr1("stdout", "option is only allowed on the command line interface.")
-	}
-	for _, k := range []string{"bwlimit", "ionice", "performance"} {
-		if p.has(k) {
-			if err := s.checkAll(a, "/", "Sys.Modify"); err != nil {
-				return nil, err
-			}
-		}
-	}
 	storageID := p.str("storage")
 	if storageID == "" && !p.has("dumpdir") {
 		storageID = "local"
 	}
-	if p.has("prune-backups") {
-		if err := s.checkAll(a, "/storage/"+storageID, "Datastore.Allocate"); err != nil {
-			return nil, err
-		}
+	if err := s.checkVzdumpParamPermissions(a, p, n, storageID); err != nil {
+		return nil, err
 	}
-	if p.boolv("stop", false) {
-		if err := s.checkAll(a, "/nodes/"+n, "Sys.Modify"); err != nil {
-			return nil, err
-		}
+	all, err := verifyVzdumpParameters(p)
+	if err != nil {
+		return nil, err
 	}
-	// verify_vzdump_parameters: conflicts, prune-backups, fleecing,
-	// notes-template, and only then the missing vmid.
-	all := p.boolv("all", false) || p.has("exclude") && !p.has("pool")
-	if p.has("vmid") {
-		for _, k := range []string{"all", "exclude", "pool"} {
-			if p.has(k) && (k != "all" || p.boolv("all", false)) {
-				return nil, paramErr1(k, "option conflicts with option 'vmid'")
-			}
-		}
-	}
-	if pr := p.str("prune-backups"); pr != "" {
-		if _, err := parseRetention(pr); err != nil {
-			return nil, paramErr1("prune-backups", err.Error())
-		}
-	}
-	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
-		return nil, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
-	}
-	// Perl truth: an empty or "0" template is not checked (nor used).
-	if t := p.str("notes-template"); t != "" && t != "0" {
-		if err := verifyNotesTemplate(t); err != nil {
-			return nil, paramErr1("notes-template", err.Error())
-		}
-	}
-	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
-		return nil, paramErr1("vmid", "property is missing")
-	}
-
-	// which guests run here (others are silently skipped)
-	var local []int
-	s.mu.Lock()
-	if all {
-		excl := map[int]bool{}
-		for _, x := range parseVMIDList(p.str("exclude")) {
-			excl[x] = true
-		}
-		for id, g := range s.guests {
-			if g.node == n && !excl[id] {
-				local = append(local, id)
-			}
-		}
-		sort.Ints(local)
-	} else if p.has("vmid") {
-		for _, id := range parseVMIDList(p.str("vmid")) {
-			g := s.guests[id]
-			if g != nil && g.node != n {
-				continue
-			}
-			local = append(local, id)
-		}
-	}
-	s.mu.Unlock()
-	sort.Ints(local)
+	local := s.selectLocalGuests(p, n, all)
 	if p.boolv("stop", false) {
 		s.stopRunningBackups(n)
 	}
@@ -229,6 +163,96 @@ func (s *Sim) hVzdump(rq *request) (any, error) {
 	t := s.newTask(n, "vzdump", id, a.authid)
 	s.runTask(t, func(t *task) error { return s.runVzdump(t, job) })
 	return t.upid, nil
+}
+
+// checkVzdumpParamPermissions: root-only options, the CLI-only stdout, and
+// the options that need Sys.Modify or Datastore.Allocate.
+func (s *Sim) checkVzdumpParamPermissions(a *authInfo, p *params, n, storageID string) error {
+	for _, k := range []string{"dumpdir", "tmpdir", "script", "job-id"} {
+		if p.has(k) && a.authid != "root@pam" {
+			return paramErr1(k, "Only root may set this option.")
+		}
+	}
+	if p.has("stdout") {
+		return paramErr1("stdout", "option is only allowed on the command line interface.")
+	}
+	for _, k := range []string{"bwlimit", "ionice", "performance"} {
+		if p.has(k) {
+			if err := s.checkAll(a, "/", "Sys.Modify"); err != nil {
+				return err
+			}
+		}
+	}
+	if p.has("prune-backups") {
+		if err := s.checkAll(a, "/storage/"+storageID, "Datastore.Allocate"); err != nil {
+			return err
+		}
+	}
+	if p.boolv("stop", false) {
+		return s.checkAll(a, "/nodes/"+n, "Sys.Modify")
+	}
+	return nil
+}
+
+// verifyVzdumpParameters is verify_vzdump_parameters: conflicts,
+// prune-backups, fleecing, notes-template, and only then the missing vmid.
+// It reports whether the job selects all guests.
+func verifyVzdumpParameters(p *params) (all bool, err error) {
+	all = p.boolv("all", false) || p.has("exclude") && !p.has("pool")
+	if p.has("vmid") {
+		for _, k := range []string{"all", "exclude", "pool"} {
+			if p.has(k) && (k != "all" || p.boolv("all", false)) {
+				return false, paramErr1(k, "option conflicts with option 'vmid'")
+			}
+		}
+	}
+	if pr := p.str("prune-backups"); pr != "" {
+		if _, err := parseRetention(pr); err != nil {
+			return false, paramErr1("prune-backups", err.Error())
+		}
+	}
+	if f := p.str("fleecing"); f != "" && (strings.Contains(f, "enabled=1") || f == "1") && !strings.Contains(f, "storage=") {
+		return false, paramErr1("fleecing", "'storage' parameter is required when 'enabled' is set")
+	}
+	// Perl truth: an empty or "0" template is not checked (nor used).
+	if t := p.str("notes-template"); t != "" && t != "0" {
+		if err := verifyNotesTemplate(t); err != nil {
+			return false, paramErr1("notes-template", err.Error())
+		}
+	}
+	if !p.has("vmid") && !all && !p.has("pool") && !p.boolv("stop", false) {
+		return false, paramErr1("vmid", "property is missing")
+	}
+	return all, nil
+}
+
+// selectLocalGuests lists, sorted, the selected guests that run on node n
+// (others are silently skipped); a vmid that does not exist is kept, so its
+// backup fails visibly.
+func (s *Sim) selectLocalGuests(p *params, n string, all bool) []int {
+	var local []int
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if all {
+		excl := map[int]bool{}
+		for _, x := range parseVMIDList(p.str("exclude")) {
+			excl[x] = true
+		}
+		for id, g := range s.guests {
+			if g.node == n && !excl[id] {
+				local = append(local, id)
+			}
+		}
+	} else if p.has("vmid") {
+		for _, id := range parseVMIDList(p.str("vmid")) {
+			if g := s.guests[id]; g != nil && g.node != n {
+				continue
+			}
+			local = append(local, id)
+		}
+	}
+	sort.Ints(local)
+	return local
 }
 
 func shellQuote(v string) string {
@@ -258,76 +282,22 @@ func vzdumpCmdline(rq *request) string {
 	return strings.Join(parts, " ")
 }
 
+// runVzdump is the vzdump worker: the storage checks of VZDump->new, the
+// node's global lock, the per-guest VM.Backup check, then each guest.
 func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
-	p := job.p
-	// setup (PVE::VZDump->new): storage checks
-	var st *storage
-	if job.dumpdir != "" && p.has("storage") {
-		return errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
+	st, err := s.checkVzdumpStorage(job)
+	if err != nil {
+		return err
 	}
-	if job.dumpdir == "" {
-		// VZDump->new collects activate_storage's and storage_info's errors
-		// and dies with all of them (the task status joins lines with " ").
-		id := job.storageID
-		var errs []string
-		if _, err := s.storageFor(id, job.node); err != nil {
-			errs = append(errs, fmt.Sprintf("could not activate storage '%s': %s", id, err))
-		}
-		s.mu.Lock()
-		st = s.storages[id]
-		s.mu.Unlock()
-		switch {
-		case st == nil:
-			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': storage '%s' does not exist", id, id))
-		case !st.content["backup"]:
-			errs = append(errs, fmt.Sprintf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", id, id))
-		}
-		if len(errs) > 0 {
-			return errors.New(strings.Join(errs, "\n"))
-		}
-	} else if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
+	release, err := s.takeGlobalVzdumpLock(t, job)
+	if err != nil {
+		return err
 	}
-
-	// node-global lock
-	nd := s.nodeByName(job.node)
-	select {
-	case nd.vzdump <- struct{}{}:
-	default:
-		lockwait := time.Duration(p.intv("lockwait", 180)) * time.Minute
-		if lockwait == 0 {
-			t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)")
-			return errExitNoStatus
-		}
-		t.log("INFO: trying to get global lock - waiting...")
-		tm := time.NewTimer(lockwait)
-		select {
-		case nd.vzdump <- struct{}{}:
-			tm.Stop()
-			t.log("INFO: got global lock")
-		case <-tm.C:
-			t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout")
-			return errExitNoStatus
-		case <-t.ctx.Done():
-			tm.Stop()
-			return errInterrupted
-		}
-	}
-	defer func() { <-nd.vzdump }()
-
+	defer release()
 	t.log("INFO: starting new backup job: %s", job.cmdline)
-	// exec_backup: VM.Backup is checked per guest (noerr with all=1: skipped)
-	var vmids []int
-	for _, id := range job.vmids {
-		if s.guestExists(id) && !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
-			if job.all {
-				continue
-			}
-			return fmt.Errorf("403 Permission check failed (/vms/%d, VM.Backup)", id)
-		}
-		vmids = append(vmids, id)
+	if err := s.checkVMBackupPerGuest(job); err != nil {
+		return err
 	}
-	job.vmids = vmids
 	if s.overhead > 0 {
 		if err := t.sleep(s.overhead); err != nil {
 			return err
@@ -348,6 +318,87 @@ func (s *Sim) runVzdump(t *task, job *vzdumpJob) error {
 		return errors.New("job errors")
 	}
 	t.log("INFO: Backup job finished successfully")
+	return nil
+}
+
+// checkVzdumpStorage is VZDump->new's storage setup: it collects
+// activate_storage's and storage_info's errors and fails with all of them
+// (the task status joins the lines with " "). With dumpdir the directory
+// must exist, and the storage is nil.
+func (s *Sim) checkVzdumpStorage(job *vzdumpJob) (*storage, error) {
+	if job.dumpdir != "" {
+		if job.p.has("storage") {
+			return nil, errors.New("cannot use options 'storage' and 'dumpdir' at the same time")
+		}
+		if fi, err := os.Stat(job.dumpdir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("dumpdir '%s' does not exist", job.dumpdir)
+		}
+		return nil, nil
+	}
+	id := job.storageID
+	var errs []string
+	if _, err := s.storageFor(id, job.node); err != nil {
+		errs = append(errs, fmt.Sprintf("could not activate storage '%s': %s", id, err))
+	}
+	s.mu.Lock()
+	st := s.storages[id]
+	s.mu.Unlock()
+	switch {
+	case st == nil:
+		errs = append(errs, fmt.Sprintf("could not get storage information for '%s': storage '%s' does not exist", id, id))
+	case !st.content["backup"]:
+		errs = append(errs, fmt.Sprintf("could not get storage information for '%s': can't use storage '%s' for backups - wrong content type", id, id))
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	return st, nil
+}
+
+// takeGlobalVzdumpLock takes the node's vzdump lock, waiting up to
+// lockwait minutes (default 180); it returns the function that releases it.
+func (s *Sim) takeGlobalVzdumpLock(t *task, job *vzdumpJob) (func(), error) {
+	nd := s.nodeByName(job.node)
+	release := func() { <-nd.vzdump }
+	select {
+	case nd.vzdump <- struct{}{}:
+		return release, nil
+	default:
+	}
+	lockwait := time.Duration(job.p.intv("lockwait", 180)) * time.Minute
+	if lockwait == 0 {
+		t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' (wait = 0)")
+		return nil, errExitNoStatus
+	}
+	t.log("INFO: trying to get global lock - waiting...")
+	tm := time.NewTimer(lockwait)
+	defer tm.Stop()
+	select {
+	case nd.vzdump <- struct{}{}:
+		t.log("INFO: got global lock")
+		return release, nil
+	case <-tm.C:
+		t.log("ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout")
+		return nil, errExitNoStatus
+	case <-t.ctx.Done():
+		return nil, errInterrupted
+	}
+}
+
+// checkVMBackupPerGuest is exec_backup's VM.Backup check: without all=1 a
+// guest the caller may not back up fails the task; with all=1 it is skipped.
+func (s *Sim) checkVMBackupPerGuest(job *vzdumpJob) error {
+	var vmids []int
+	for _, id := range job.vmids {
+		if s.guestExists(id) && !s.can(job.auth, fmt.Sprintf("/vms/%d", id), "VM.Backup") {
+			if job.all {
+				continue
+			}
+			return fmt.Errorf("403 Permission check failed (/vms/%d, VM.Backup)", id)
+		}
+		vmids = append(vmids, id)
+	}
+	job.vmids = vmids
 	return nil
 }
 
@@ -391,226 +442,352 @@ func (gl *guestLog) log(level, format string, args ...any) {
 	gl.lines = append(gl.lines, time.Now().Format("2006-01-02 15:04:05")+" "+line)
 }
 
+// guestBackup is one guest's share of a vzdump task. Its methods are the
+// steps of vzdump's exec_backup_task, in the order the task log shows them.
+type guestBackup struct {
+	s     *Sim
+	t     *task
+	job   *vzdumpJob
+	st    *storage // nil with dumpdir
+	vmid  int
+	gl    *guestLog
+	begin time.Time
+
+	g       *guest
+	typ     string // lxc or qemu
+	status  string // the guest's status when the backup began
+	name    string
+	conf    *guestConf // the config that goes into the archive (no lock)
+	diskKey string     // the VM's scsi0 line
+	mode    string     // the job's mode; stop when the guest is not running
+
+	stoppedByUs, suspendedByUs bool
+	out                        backupTarget
+}
+
+// backupTarget is where one backup goes.
+type backupTarget struct {
+	time    time.Time
+	path    string // the final archive (dir) or the snapshot's archive.tar (PBS)
+	dat     string // written here first; a dir archive is renamed to path afterwards
+	pbsName string // "<ct|vm>/<vmid>/<time>" on PBS, otherwise ""
+	volid   string // "" with dumpdir
+}
+
+// backupGuest backs up one guest of the job, logging as exec_backup_task does.
 func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr error) {
-	gl := &guestLog{t: t}
-	begin := time.Now()
-	s.mu.Lock()
-	g := s.guests[vmid]
-	var typ string
-	if g != nil {
-		typ = g.typ
+	b := &guestBackup{s: s, t: t, job: job, st: st, vmid: vmid, gl: &guestLog{t: t}, begin: time.Now()}
+	if err := b.checkGuestAndLimits(); err != nil {
+		return b.fail(err)
 	}
-	s.mu.Unlock()
-	fail := func(err error) error {
-		msg := strings.TrimRight(err.Error(), "\n")
-		gl.log("ERROR", "Backup of VM %d failed - %s", vmid, msg)
-		gl.log("INFO", "Failed at %s", time.Now().In(s.loc).Format("2006-01-02 15:04:05"))
-		return err
+	b.gl.log("INFO", "Starting Backup of VM %d (%s)", vmid, b.typ)
+	b.gl.log("INFO", "Backup started at %s", b.begin.In(s.loc).Format("2006-01-02 15:04:05"))
+	if err := b.lockGuest(); err != nil {
+		return b.fail(err)
 	}
-	if g == nil {
-		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
+	defer func() { b.unlockGuest(rerr != nil) }()
+	b.logPlan()
+	if err := b.chooseArchiveName(); err != nil {
+		return b.fail(err)
+	}
+	b.stopOrSuspendGuest()
+	b.logArchiveStart()
+	written, dataBytes, err := s.writeArchive(t, job, st, b.g, b.typ, b.conf, b.out.dat)
+	if err != nil {
+		return b.discardPartialArchive(err)
+	}
+	b.logTotals(written, dataBytes)
+	if err := b.renameArchive(); err != nil {
+		return b.fail(err)
+	}
+	if b.typ == "qemu" && b.status != "running" {
+		b.gl.log("INFO", "stopping kvm after backup task")
+	}
+	if err := b.addNotesAndProtection(); err != nil {
+		return b.fail(err)
 	}
 	if st != nil {
-		if err := s.checkBackupLimits(job, st, vmid, typ); err != nil {
-			return fail(err)
+		if err := s.pruneAfterBackup(b.gl, job, st, vmid, b.typ); err != nil {
+			return b.fail(err)
 		}
 	}
-	gl.log("INFO", "Starting Backup of VM %d (%s)", vmid, typ)
-	gl.log("INFO", "Backup started at %s", begin.In(s.loc).Format("2006-01-02 15:04:05"))
+	b.restartOrResumeGuest()
+	b.finish()
+	return nil
+}
 
-	// exec_backup_task logs the guest's status before it locks the guest
+// fail logs the guest's failure as exec_backup_task does and returns err.
+func (b *guestBackup) fail(err error) error {
+	msg := strings.TrimRight(err.Error(), "\n")
+	b.gl.log("ERROR", "Backup of VM %d failed - %s", b.vmid, msg)
+	b.gl.log("INFO", "Failed at %s", time.Now().In(b.s.loc).Format("2006-01-02 15:04:05"))
+	return err
+}
+
+// checkGuestAndLimits finds the guest and, with a storage, applies the
+// backup limits before anything is logged for it.
+func (b *guestBackup) checkGuestAndLimits() error {
+	s := b.s
 	s.mu.Lock()
-	if g2 := s.guests[vmid]; g2 != g {
-		s.mu.Unlock()
-		return fail(fmt.Errorf("unable to find VM '%d'", vmid))
+	b.g = s.guests[b.vmid]
+	if b.g != nil {
+		b.typ = b.g.typ
 	}
-	gl.log("INFO", "status = %s", g.status)
+	s.mu.Unlock()
+	if b.g == nil {
+		return fmt.Errorf("unable to find VM '%d'", b.vmid)
+	}
+	if b.st != nil {
+		return s.checkBackupLimits(b.job, b.st, b.vmid, b.typ)
+	}
+	return nil
+}
+
+// lockGuest logs the guest's status and then locks it "backup" (an already
+// locked guest fails here), taking a copy of the config for the archive.
+func (b *guestBackup) lockGuest() error {
+	s, g := b.s, b.g
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.guests[b.vmid] != g {
+		return fmt.Errorf("unable to find VM '%d'", b.vmid)
+	}
+	b.gl.log("INFO", "status = %s", g.status)
 	if l := g.lock(); l != "" {
-		s.mu.Unlock()
-		return fail(fmt.Errorf("%s is locked (%s)", g.kind(), l))
+		return fmt.Errorf("%s is locked (%s)", g.kind(), l)
 	}
 	g.setLock("backup")
-	status := g.status
-	name := g.name()
-	conf := g.conf.clone()
-	conf.del("lock")
-	diskKey := g.conf.get("scsi0")
-	s.mu.Unlock()
-	stoppedByUs := false
-	suspendedByUs := false
-	defer func() {
-		s.mu.Lock()
-		if g.lock() == "backup" {
-			g.setLock("")
-		}
-		if suspendedByUs && g.status == "paused" {
-			g.status = "running"
-		}
-		s.mu.Unlock()
-		if stoppedByUs && rerr != nil {
-			s.mu.Lock()
-			g.status, g.started = "running", time.Now()
-			s.mu.Unlock()
-		}
-	}()
-
-	mode := job.mode
-	if status != "running" {
-		mode = "stop"
+	b.status = g.status
+	b.name = g.name()
+	b.conf = g.conf.clone()
+	b.conf.del("lock")
+	b.diskKey = g.conf.get("scsi0")
+	b.mode = b.job.mode
+	if b.status != "running" {
+		b.mode = "stop"
 	}
-	if typ == "lxc" {
-		gl.log("INFO", "CT Name: %s", name)
+	return nil
+}
+
+// unlockGuest removes the backup lock, resumes a guest this backup paused
+// and, when the backup failed, starts a guest it stopped.
+func (b *guestBackup) unlockGuest(failed bool) {
+	s, g := b.s, b.g
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g.lock() == "backup" {
+		g.setLock("")
+	}
+	if b.suspendedByUs && g.status == "paused" {
+		g.status = "running"
+	}
+	if b.stoppedByUs && failed {
+		g.status, g.started = "running", time.Now()
+	}
+}
+
+// logPlan logs what will be backed up and how.
+func (b *guestBackup) logPlan() {
+	gl, p := b.gl, b.job.p
+	if b.typ == "lxc" {
+		gl.log("INFO", "CT Name: %s", b.name)
 		gl.log("INFO", "including mount point rootfs ('/') in backup")
 	} else {
-		gl.log("INFO", "VM Name: %s", name)
+		gl.log("INFO", "VM Name: %s", b.name)
 		size := int64(0)
-		if fi, err := os.Stat(s.GuestDisk(vmid)); err == nil {
+		if fi, err := os.Stat(b.s.GuestDisk(b.vmid)); err == nil {
 			size = fi.Size()
 		}
-		vol, _, _ := strings.Cut(diskKey, ",")
+		vol, _, _ := strings.Cut(b.diskKey, ",")
 		gl.log("INFO", "include disk 'scsi0' '%s' %s", vol, humanPVE(size))
 	}
-	gl.log("INFO", "backup mode: %s", mode)
-	gl.log("INFO", "ionice priority: %d", job.p.intv("ionice", 7))
-	if job.p.has("bwlimit") && job.p.intv("bwlimit", 0) > 0 {
-		gl.log("INFO", "bandwidth limit: %d KiB/s", job.p.intv("bwlimit", 0))
+	gl.log("INFO", "backup mode: %s", b.mode)
+	gl.log("INFO", "ionice priority: %d", p.intv("ionice", 7))
+	if p.has("bwlimit") && p.intv("bwlimit", 0) > 0 {
+		gl.log("INFO", "bandwidth limit: %d KiB/s", p.intv("bwlimit", 0))
 	}
+}
 
-	// choose the archive name (unique: wait for the next second if taken)
-	var backupTime time.Time
-	var archive, dat, pbsName, volid string
-	compress := job.compress
+// chooseArchiveName picks the archive's name from the current time; when
+// that name (or PBS snapshot) is taken it waits for the next second, so a
+// backup never overwrites another.
+func (b *guestBackup) chooseArchiveName() error {
 	for {
-		backupTime = time.Now()
-		if st != nil && st.cfg.Type == "pbs" {
-			kind := "ct"
-			if typ == "qemu" {
-				kind = "vm"
-			}
-			pbsName = fmt.Sprintf("%s/%d/%s", kind, vmid, backupTime.UTC().Format("2006-01-02T15:04:05Z"))
-			archive = filepath.Join(s.pbsDir(st), filepath.FromSlash(pbsName), "archive.tar")
-			dat = archive
-			volid = st.cfg.ID + ":backup/" + pbsName
-		} else {
-			dir := job.dumpdir
-			if st != nil {
-				dir = filepath.Join(s.storagePath(st, job.node), "dump")
-			}
-			base := fmt.Sprintf("vzdump-%s-%d-%s", typ, vmid, backupTime.In(s.loc).Format("2006_01_02-15_04_05"))
-			ext := ".tar"
-			if typ == "qemu" {
-				ext = ".vma"
-			}
-			archive = filepath.Join(dir, base+ext+compressExt(compress))
-			dat = filepath.Join(dir, base+".dat")
-			if st != nil {
-				volid = st.cfg.ID + ":backup/" + filepath.Base(archive)
-			}
+		out := b.targetAt(time.Now())
+		if !b.targetTaken(out) {
+			b.out = out
+			return nil
 		}
-		_, e1 := os.Stat(archive)
-		_, e2 := os.Stat(dat)
-		if os.IsNotExist(e1) && os.IsNotExist(e2) {
-			if pbsName != "" {
-				if _, e3 := os.Stat(filepath.Dir(archive)); !os.IsNotExist(e3) {
-					goto wait
-				}
-			}
-			break
-		}
-	wait:
-		if err := t.sleep(time.Until(backupTime.Truncate(time.Second).Add(time.Second))); err != nil {
-			return fail(err)
+		if err := b.t.sleep(time.Until(out.time.Truncate(time.Second).Add(time.Second))); err != nil {
+			return err
 		}
 	}
+}
 
-	// mode handling
-	if mode == "stop" && status == "running" {
+// targetAt is where a backup started at now goes: a PBS snapshot
+// directory, or vzdump-<type>-<vmid>-<local time>.<tar|vma>[.ext] in the
+// storage's dump directory (or dumpdir).
+func (b *guestBackup) targetAt(now time.Time) backupTarget {
+	s, st, job := b.s, b.st, b.job
+	out := backupTarget{time: now}
+	if st != nil && st.cfg.Type == "pbs" {
+		kind := map[string]string{"lxc": "ct", "qemu": "vm"}[b.typ]
+		out.pbsName = fmt.Sprintf("%s/%d/%s", kind, b.vmid, now.UTC().Format("2006-01-02T15:04:05Z"))
+		out.path = filepath.Join(s.pbsDir(st), filepath.FromSlash(out.pbsName), "archive.tar")
+		out.dat = out.path
+		out.volid = st.cfg.ID + ":backup/" + out.pbsName
+		return out
+	}
+	dir := job.dumpdir
+	if st != nil {
+		dir = filepath.Join(s.storagePath(st, job.node), "dump")
+	}
+	base := fmt.Sprintf("vzdump-%s-%d-%s", b.typ, b.vmid, now.In(s.loc).Format("2006_01_02-15_04_05"))
+	ext := ".tar"
+	if b.typ == "qemu" {
+		ext = ".vma"
+	}
+	out.path = filepath.Join(dir, base+ext+archive.CompressExt(job.compress))
+	out.dat = filepath.Join(dir, base+".dat")
+	if st != nil {
+		out.volid = st.cfg.ID + ":backup/" + filepath.Base(out.path)
+	}
+	return out
+}
+
+// targetTaken reports whether the archive, its temporary file or (PBS)
+// its snapshot directory already exists.
+func (b *guestBackup) targetTaken(out backupTarget) bool {
+	_, e1 := os.Stat(out.path)
+	_, e2 := os.Stat(out.dat)
+	if !os.IsNotExist(e1) || !os.IsNotExist(e2) {
+		return true
+	}
+	if out.pbsName != "" {
+		_, e3 := os.Stat(filepath.Dir(out.path))
+		return !os.IsNotExist(e3)
+	}
+	return false
+}
+
+// stopOrSuspendGuest applies the backup mode to a running guest: stop mode
+// stops it, suspend mode pauses a VM (a CT is only logged), snapshot mode
+// logs the CT's storage snapshot.
+func (b *guestBackup) stopOrSuspendGuest() {
+	s, g, gl := b.s, b.g, b.gl
+	running := b.status == "running"
+	if b.mode == "stop" && running {
 		gl.log("INFO", "stopping virtual guest")
 		s.mu.Lock()
 		g.status = "stopped"
 		s.mu.Unlock()
-		stoppedByUs = true
+		b.stoppedByUs = true
 	}
-	if mode == "suspend" && status == "running" {
+	if b.mode == "suspend" && running {
 		gl.log("INFO", "suspending guest")
-		if typ == "qemu" {
+		if b.typ == "qemu" {
 			s.mu.Lock()
 			g.status = "paused"
 			s.mu.Unlock()
-			suspendedByUs = true
+			b.suspendedByUs = true
 		}
 	}
-	if mode == "snapshot" && typ == "lxc" {
+	if b.mode == "snapshot" && b.typ == "lxc" {
 		gl.log("INFO", "create storage snapshot 'vzdump'")
 	}
-	if typ == "qemu" && status != "running" {
+	if b.typ == "qemu" && !running {
 		gl.log("INFO", "starting kvm to execute backup task")
 	}
-	if pbsName != "" {
-		gl.log("INFO", "creating Proxmox Backup Server archive '%s'", pbsName)
+}
+
+// logArchiveStart logs the archive being created (and, on PBS, the
+// proxmox-backup-client command line).
+func (b *guestBackup) logArchiveStart() {
+	gl, out, st := b.gl, b.out, b.st
+	if out.pbsName != "" {
+		gl.log("INFO", "creating Proxmox Backup Server archive '%s'", out.pbsName)
 		gl.log("INFO", "run: /usr/bin/proxmox-backup-client backup --crypt-mode=none %s --backup-type %s --backup-id %d --backup-time %d --repository %s@%s:%s",
-			map[string]string{"lxc": "pct.conf:/var/tmp/vzdumptmp/etc/vzdump/pct.conf root.pxar:/mnt/vzsnap0", "qemu": "qemu-server.conf:/var/tmp/vzdumptmp/qemu-server.conf drive-scsi0.img:/dev/zvol"}[typ],
-			map[string]string{"lxc": "ct", "qemu": "vm"}[typ], vmid, backupTime.Unix(), st.cfg.Username, st.cfg.Server, st.cfg.Datastore)
-		gl.log("INFO", "Starting backup: %s", pbsName)
-		gl.log("INFO", "Client name: %s", job.node)
-	} else {
-		gl.log("INFO", "creating vzdump archive '%s'", archive)
+			map[string]string{"lxc": "pct.conf:/var/tmp/vzdumptmp/etc/vzdump/pct.conf root.pxar:/mnt/vzsnap0", "qemu": "qemu-server.conf:/var/tmp/vzdumptmp/qemu-server.conf drive-scsi0.img:/dev/zvol"}[b.typ],
+			map[string]string{"lxc": "ct", "qemu": "vm"}[b.typ], b.vmid, out.time.Unix(), st.cfg.Username, st.cfg.Server, st.cfg.Datastore)
+		gl.log("INFO", "Starting backup: %s", out.pbsName)
+		gl.log("INFO", "Client name: %s", b.job.node)
+		return
 	}
-	if typ == "qemu" && pbsName == "" {
+	gl.log("INFO", "creating vzdump archive '%s'", out.path)
+	if b.typ == "qemu" {
 		gl.log("INFO", "started backup task '%s'", newUUID())
 	}
+}
 
-	written, dataBytes, werr := s.writeArchive(t, job, st, g, typ, conf, dat)
-	if werr != nil {
-		if pbsName != "" {
-			_ = os.RemoveAll(filepath.Dir(archive))
-		} else {
-			_ = os.Remove(dat)
-		}
-		if errors.Is(werr, errInterrupted) {
-			_ = fail(werr)
-			return errInterrupted
-		}
-		return fail(werr)
+// discardPartialArchive removes what a failed write left (the temporary
+// file, or the PBS snapshot directory) and fails the guest.
+func (b *guestBackup) discardPartialArchive(werr error) error {
+	if b.out.pbsName != "" {
+		_ = os.RemoveAll(filepath.Dir(b.out.path))
+	} else {
+		_ = os.Remove(b.out.dat)
 	}
-	elapsed := time.Since(begin)
+	if errors.Is(werr, errInterrupted) {
+		_ = b.fail(werr)
+		return errInterrupted
+	}
+	return b.fail(werr)
+}
+
+// logTotals logs the amount written as tar, vma or the PBS client report it.
+func (b *guestBackup) logTotals(written, dataBytes int64) {
+	gl := b.gl
+	elapsed := time.Since(b.begin)
 	rate := float64(dataBytes) / max(elapsed.Seconds(), 0.001)
-	if typ == "lxc" && pbsName == "" {
+	switch {
+	case b.out.pbsName != "":
+		gl.log("INFO", "%s: had to backup %s of %s (compressed %s) in %.2fs", map[string]string{"lxc": "root.pxar", "qemu": "scsi0"}[b.typ],
+			humanIEC(dataBytes), humanIEC(dataBytes), humanIEC(written), elapsed.Seconds())
+		gl.log("INFO", "Duration: %.2fs", elapsed.Seconds())
+		gl.log("INFO", "End Time: %s", time.Now().In(b.s.loc).Format("Mon Jan  2 15:04:05 2006"))
+	case b.typ == "lxc":
 		gl.log("INFO", "Total bytes written: %d (%s, %s/s)", written, humanIEC(written), humanIEC(int64(rate)))
-	} else if typ == "qemu" && pbsName == "" {
+	default:
 		gl.log("INFO", "100%% (%s of %s) in %ds, read: %s/s, write: %s/s", humanIEC(dataBytes), humanIEC(dataBytes), int(elapsed.Seconds()), humanIEC(int64(rate)), humanIEC(int64(rate)))
 		gl.log("INFO", "backup is sparse: 0 B (0%%) total zero data")
 		gl.log("INFO", "transferred %s in %d seconds (%s/s)", humanIEC(dataBytes), max(int(elapsed.Seconds()), 1), humanIEC(int64(rate)))
-	} else {
-		gl.log("INFO", "%s: had to backup %s of %s (compressed %s) in %.2fs", map[string]string{"lxc": "root.pxar", "qemu": "scsi0"}[typ],
-			humanIEC(dataBytes), humanIEC(dataBytes), humanIEC(written), elapsed.Seconds())
-		gl.log("INFO", "Duration: %.2fs", elapsed.Seconds())
-		gl.log("INFO", "End Time: %s", time.Now().In(s.loc).Format("Mon Jan  2 15:04:05 2006"))
 	}
-	if pbsName == "" {
-		if err := os.Rename(dat, archive); err != nil {
-			_ = os.Remove(dat)
-			return fail(err)
-		}
-		if fi, err := os.Stat(archive); err == nil {
-			gl.log("INFO", "archive file size: %s", formatSize(fi.Size()))
-		}
-	}
-	if typ == "qemu" && status != "running" {
-		gl.log("INFO", "stopping kvm after backup task")
-	}
+}
 
-	var v *volume
-	if st != nil {
-		v, _ = s.parseVolume(st, job.node, volid)
+// renameArchive gives a dir archive its final name and logs its size; a
+// PBS snapshot is already in place.
+func (b *guestBackup) renameArchive() error {
+	if b.out.pbsName != "" {
+		return nil
 	}
-	if tmpl := job.p.str("notes-template"); tmpl != "" && tmpl != "0" && v != nil {
+	if err := os.Rename(b.out.dat, b.out.path); err != nil {
+		_ = os.Remove(b.out.dat)
+		return err
+	}
+	if fi, err := os.Stat(b.out.path); err == nil {
+		b.gl.log("INFO", "archive file size: %s", formatSize(fi.Size()))
+	}
+	return nil
+}
+
+// addNotesAndProtection writes the notes from notes-template (a failure is
+// a warning) and the protected flag (a failure fails the guest).
+func (b *guestBackup) addNotesAndProtection() error {
+	s, gl, p := b.s, b.gl, b.job.p
+	var v *volume
+	if b.st != nil {
+		v, _ = s.parseVolume(b.st, b.job.node, b.out.volid)
+	}
+	if v == nil {
+		return nil
+	}
+	if tmpl := p.str("notes-template"); tmpl != "" && tmpl != "0" {
 		cluster := s.cfg.ClusterName
 		if cluster == "" {
 			cluster = "standalone node"
 		}
 		gl.log("INFO", "adding notes to backup")
-		notes, err := generateNotes(tmpl, map[string]string{"cluster": cluster, "guestname": name, "node": job.node, "vmid": strconv.Itoa(vmid)})
+		notes, err := generateNotes(tmpl, map[string]string{"cluster": cluster, "guestname": b.name, "node": b.job.node, "vmid": strconv.Itoa(b.vmid)})
 		if err == nil {
 			err = s.setNotes(v, notes)
 		}
@@ -618,40 +795,44 @@ func (s *Sim) backupGuest(t *task, job *vzdumpJob, st *storage, vmid int) (rerr 
 			gl.log("WARN", "unable to add notes - %s", err)
 		}
 	}
-	if job.p.boolv("protected", false) && v != nil {
+	if p.boolv("protected", false) {
 		gl.log("INFO", "marking backup as protected")
 		if err := s.setProtected(v, true); err != nil {
-			return fail(fmt.Errorf("unable to set protected flag - %s", err))
+			return fmt.Errorf("unable to set protected flag - %s", err)
 		}
-	}
-	if st != nil {
-		if err := s.pruneAfterBackup(gl, job, st, vmid, typ); err != nil {
-			return fail(err)
-		}
-	}
-	if stoppedByUs {
-		gl.log("INFO", "restarting vm")
-		s.mu.Lock()
-		g.status, g.started = "running", time.Now()
-		s.mu.Unlock()
-		stoppedByUs = false
-	}
-	if suspendedByUs {
-		gl.log("INFO", "resume vm")
-	}
-	if mode == "snapshot" && typ == "lxc" {
-		gl.log("INFO", "cleanup temporary 'vzdump' snapshot")
-	}
-	gl.log("INFO", "Finished Backup of VM %d (%s)", vmid, fmtDuration(time.Since(begin)))
-	gl.log("INFO", "Backup finished at %s", time.Now().In(s.loc).Format("2006-01-02 15:04:05"))
-	logText := strings.Join(gl.lines, "\n") + "\n"
-	if pbsName != "" {
-		_ = os.WriteFile(filepath.Join(filepath.Dir(archive), "client.log"), []byte(logText), 0o644)
-	} else {
-		_, _, lp := dirBackupSidecars(archive)
-		_ = os.WriteFile(lp, []byte(logText), 0o644)
 	}
 	return nil
+}
+
+// restartOrResumeGuest brings a guest this backup stopped or paused back.
+func (b *guestBackup) restartOrResumeGuest() {
+	if b.stoppedByUs {
+		b.gl.log("INFO", "restarting vm")
+		b.s.mu.Lock()
+		b.g.status, b.g.started = "running", time.Now()
+		b.s.mu.Unlock()
+		b.stoppedByUs = false
+	}
+	if b.suspendedByUs {
+		b.gl.log("INFO", "resume vm")
+	}
+	if b.mode == "snapshot" && b.typ == "lxc" {
+		b.gl.log("INFO", "cleanup temporary 'vzdump' snapshot")
+	}
+}
+
+// finish logs the guest's last lines and writes its log next to the
+// archive (<base>.log) or into the PBS snapshot (client.log).
+func (b *guestBackup) finish() {
+	b.gl.log("INFO", "Finished Backup of VM %d (%s)", b.vmid, fmtDuration(time.Since(b.begin)))
+	b.gl.log("INFO", "Backup finished at %s", time.Now().In(b.s.loc).Format("2006-01-02 15:04:05"))
+	logText := strings.Join(b.gl.lines, "\n") + "\n"
+	if b.out.pbsName != "" {
+		_ = os.WriteFile(filepath.Join(filepath.Dir(b.out.path), "client.log"), []byte(logText), 0o644)
+		return
+	}
+	_, _, lp := dirBackupSidecars(b.out.path)
+	_ = os.WriteFile(lp, []byte(logText), 0o644)
 }
 
 // humanPVE renders disk sizes like PVE's render_bytes ("32G", "16K").
@@ -671,8 +852,8 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 	var excl func(string) bool
 	var expected int64
 	if typ == "lxc" {
-		excl = excluder(job.p.arr["exclude-path"], job.p.boolv("stdexcludes", true))
-		expected = rootfsSize(s.GuestRootfs(g.vmid), excl)
+		excl = archive.Excluder(job.p.arr["exclude-path"], job.p.boolv("stdexcludes", true))
+		expected = archive.RootfsSize(s.GuestRootfs(g.vmid), excl)
 	} else if fi, err := os.Stat(s.GuestDisk(g.vmid)); err == nil {
 		expected = fi.Size()
 	}
@@ -690,13 +871,13 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 		return 0, 0, err
 	}
 	defer f.Close()
-	cw := &countingWriter{w: f, limit: limit}
-	ext := compressExt(job.compress)
+	cw := &archive.CountingWriter{W: f, Limit: limit}
+	ext := archive.CompressExt(job.compress)
 	if st != nil && st.cfg.Type == "pbs" {
 		ext = ""
 	}
-	zw := newCompressor(cw, ext)
-	tc := &countingWriter{w: zw, limit: -1} // tar stream bytes ("Total bytes written")
+	zw := archive.NewCompressor(cw, ext)
+	tc := &archive.CountingWriter{W: zw, Limit: -1} // tar stream bytes ("Total bytes written")
 	pc := s.newPacer(t, job.p.intv("bwlimit", 0))
 	var done int64
 	progress := func(n int64) error {
@@ -708,9 +889,9 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 	}
 	confText := conf.render()
 	if typ == "lxc" {
-		dataBytes, err = writeLXCTar(tc, s.GuestRootfs(g.vmid), confText, excl, progress)
+		dataBytes, err = archive.WriteLXCTar(tc, s.GuestRootfs(g.vmid), confText, excl, progress)
 	} else {
-		dataBytes, err = writeQemuTar(tc, s.GuestDisk(g.vmid), confText, progress)
+		dataBytes, err = archive.WriteQemuTar(tc, s.GuestDisk(g.vmid), confText, progress)
 	}
 	if err == nil {
 		err = zw.Close()
@@ -728,7 +909,7 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 			return 0, dataBytes, errors.New(tf.msg)
 		case errors.Is(err, errInterrupted):
 			return 0, dataBytes, errInterrupted
-		case errors.Is(err, errNoSpace):
+		case errors.Is(err, archive.ErrNoSpace):
 			if typ == "qemu" {
 				return 0, dataBytes, errors.New("vma_queue_write: write error - No space left on device")
 			}
@@ -739,7 +920,7 @@ func (s *Sim) writeArchive(t *task, job *vzdumpJob, st *storage, g *guest, typ s
 		}
 		return 0, dataBytes, err
 	}
-	return tc.n, dataBytes, nil
+	return tc.N, dataBytes, nil
 }
 
 type taskFault struct{ msg string }
@@ -922,7 +1103,7 @@ func (s *Sim) hExtractConfig(rq *request) (any, error) {
 	if _, err := os.Stat(p); err != nil {
 		return nil, err500("unable to open file '%s' - No such file or directory", p)
 	}
-	text, _, err := readArchiveConfig(p)
+	text, _, err := archive.ReadConfig(p)
 	if err != nil {
 		return nil, err500("%s", err)
 	}
