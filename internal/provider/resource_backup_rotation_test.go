@@ -152,6 +152,15 @@ func rotationCases() []rotationCase {
 				}
 			},
 		},
+		{
+			// storage omitted: PVE's default is chosen again for the new archive
+			name:   "triggers with storage omitted",
+			before: "vmid = 100\n  triggers = { app_version = \"1.0\" }",
+			after:  "vmid = 100\n  triggers = { app_version = \"1.1\" }",
+			checks: func(*acctest.Env) []statecheck.StateCheck {
+				return []statecheck.StateCheck{expect("storage", knownvalue.StringExact("local"))}
+			},
+		},
 	}
 }
 
@@ -363,5 +372,78 @@ func TestAccBackup_importedCompressDiffers(t *testing.T) {
 				acctest.ArchiveReplaced(env, backupAddr, &archive),
 			},
 		}},
+	})
+}
+
+// TestAccBackup_rotationOnUnknownTrigger: triggers known only after apply
+// (here the output of a changed terraform_data, unknown as a whole, and the
+// id of a replaced one, unknown inside the map) rotate too: the plan cannot
+// tell that they stay the same.
+func TestAccBackup_rotationOnUnknownTrigger(t *testing.T) {
+	t.Parallel()
+	env := acctest.New(t)
+	env.RequireSim(t)
+	cfg := func(release string) string {
+		return env.ProviderConfig() + fmt.Sprintf(`
+resource "terraform_data" "release" {
+  input = { release = %[1]q }
+}
+
+resource "terraform_data" "host" {
+  triggers_replace = [%[1]q]
+}
+
+resource "proxmoxapp_backup" "test" {
+  vmid     = 100
+  storage  = "local"
+  triggers = terraform_data.release.output
+}
+
+resource "proxmoxapp_backup" "host" {
+  vmid     = 101
+  storage  = "nas"
+  triggers = { host = terraform_data.host.id }
+}
+`, release)
+	}
+	const host = "proxmoxapp_backup.host"
+	var first, firstHost string
+	volidChanges := statecheck.CompareValue(compare.ValuesDiffer())
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg("1.0"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveOnStorage(env, backupAddr, &first),
+					acctest.ArchiveOnStorage(env, host, &firstHost),
+					volidChanges.AddStateValue(backupAddr, tfjsonpath.New("volid")),
+				},
+			},
+			{
+				PreConfig: func() { time.Sleep(time.Second) }, // archive names have a one-second resolution
+				Config:    cfg("1.1"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("terraform_data.host", plancheck.ResourceActionReplace),
+					plancheck.ExpectUnknownValue(backupAddr, tfjsonpath.New("triggers")),
+					plancheck.ExpectResourceAction(backupAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectUnknownValue(backupAddr, tfjsonpath.New("volid")),
+					plancheck.ExpectUnknownValue(host, tfjsonpath.New("triggers").AtMapKey("host")),
+					plancheck.ExpectResourceAction(host, plancheck.ResourceActionUpdate),
+					plancheck.ExpectUnknownValue(host, tfjsonpath.New("volid")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					acctest.ArchiveOnStorage(env, backupAddr, nil),
+					acctest.ArchiveReplaced(env, backupAddr, &first),
+					volidChanges.AddStateValue(backupAddr, tfjsonpath.New("volid")),
+					statecheck.ExpectKnownValue(backupAddr, tfjsonpath.New("triggers"),
+						knownvalue.MapExact(map[string]knownvalue.Check{"release": knownvalue.StringExact("1.1")})),
+					acctest.ArchiveOnStorage(env, host, nil),
+					acctest.ArchiveReplaced(env, host, &firstHost),
+					statecheck.CompareValuePairs(host, tfjsonpath.New("triggers").AtMapKey("host"),
+						"terraform_data.host", tfjsonpath.New("id"), compare.ValuesSame()),
+				},
+			},
+		},
 	})
 }
