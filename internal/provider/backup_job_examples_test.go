@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	tfjson "github.com/hashicorp/terraform-json"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/config"
@@ -20,15 +17,6 @@ import (
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
 )
 
-func exampleFile(t *testing.T, rel string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // TestAccBackupJob_examplesApply applies the backup-job examples as written:
 // the resource example, then with the two data-source examples next to it,
 // then destroys them.
@@ -36,9 +24,9 @@ func TestAccBackupJob_examplesApply(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
-	res := exampleFile(t, "examples/resources/proxmoxapp_backup_job/resource.tf")
-	withData := res + exampleFile(t, "examples/data-sources/proxmoxapp_backup_job_coverage/data-source.tf") +
-		exampleFile(t, "examples/data-sources/proxmoxapp_backup_job_results/data-source.tf")
+	res := exampleConfig(t, "examples/resources/proxmoxapp_backup_job/resource.tf")
+	withData := res + exampleConfig(t, "examples/data-sources/proxmoxapp_backup_job_coverage/data-source.tf") +
+		exampleConfig(t, "examples/data-sources/proxmoxapp_backup_job_results/data-source.tf")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             noJobsLeft(t, env),
@@ -71,7 +59,7 @@ func TestAccBackupJob_guideApply(t *testing.T) {
 	env.RequireSim(t)
 	// The test factories serve the provider under hashicorp/proxmoxapp, so the
 	// guide's terraform block (source proxmoxapp/proxmoxapp) is left out.
-	guide := env.ProviderConfig() + withoutTerraformBlock(exampleFile(t, "examples/guides/nightly-backups/main.tf"))
+	guide := envConfig(env, exampleConfig(t, "examples/guides/nightly-backups/main.tf"))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             noJobsLeft(t, env),
@@ -110,13 +98,4 @@ func noJobsLeft(t *testing.T, env *acctest.Env) resource.TestCheckFunc {
 		}
 		return nil
 	}
-}
-
-func withoutTerraformBlock(hcl string) string {
-	i := strings.Index(hcl, "terraform {")
-	if i < 0 {
-		return hcl
-	}
-	j := strings.Index(hcl[i:], "\n}\n")
-	return hcl[:i] + hcl[i+j+3:]
 }

@@ -19,35 +19,6 @@ import (
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
 )
 
-// exampleWithProvider reads an example root module and swaps its terraform
-// and provider blocks for the test's provider block.
-func exampleWithProvider(t *testing.T, env *acctest.Env, file string) string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := string(b)
-	for _, start := range []string{"terraform {", `provider "proxmoxapp" {}`} {
-		i := strings.Index(src, start)
-		if i < 0 {
-			t.Fatalf("%s: no %q", file, start)
-		}
-		j, depth := i, 0
-		for ; j < len(src); j++ {
-			if src[j] == '{' {
-				depth++
-			} else if src[j] == '}' {
-				if depth--; depth == 0 {
-					break
-				}
-			}
-		}
-		src = src[:i] + src[j+1:]
-	}
-	return env.ProviderConfig() + src
-}
-
 // TestAccGuide_drillsAndRetention applies the guide's configuration as
 // written: the first night drills the only backup and prunes nothing; the
 // next night (a new backup, an old history) drills the new backup and the
@@ -56,7 +27,7 @@ func TestAccGuide_drillsAndRetention(t *testing.T) {
 	t.Parallel()
 	env := acctest.New(t)
 	env.RequireSim(t)
-	cfg := exampleWithProvider(t, env, "../../examples/guides/drills-and-retention/main.tf")
+	cfg := envConfig(env, exampleConfig(t, "examples/guides/drills-and-retention/main.tf"))
 	c := env.Client(t)
 	var first string
 	var old []string
