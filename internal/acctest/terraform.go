@@ -113,16 +113,19 @@ func NewTerraformWith(t *testing.T, bin string, server func() tfprotov6.Provider
 }
 
 // cleanEnv drops the variables that would change what a terraform command
-// does (extra arguments, another workspace or data directory, the
-// provider's own PROXMOX_VE_* settings) from the test's environment.
+// does (extra arguments, another workspace or data directory) from the
+// test's environment, and the provider's PROXMOX_VE_* settings unless they
+// name the lab node the tests run against (against the simulator the
+// configuration names it, and a stray setting would conflict).
 func cleanEnv(env []string) []string {
 	out := env[:0:0]
+	live := Live()
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(name, "TF_CLI_ARGS"), name == "TF_WORKSPACE", name == "TF_DATA_DIR",
 			name == "TF_REATTACH_PROVIDERS", name == "TF_CLI_CONFIG_FILE", name == "TF_APPEND_USER_AGENT",
-			strings.HasPrefix(name, "PROXMOX_VE_"):
+			strings.HasPrefix(name, "PROXMOX_VE_") && !live:
 			continue
 		}
 		out = append(out, kv)
