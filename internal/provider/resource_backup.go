@@ -389,7 +389,11 @@ func (r *backupResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if rotates(plan, state) {
+	imported, d := isImported(ctx, req.Private)
+	resp.Diagnostics.Append(d...)
+	// the configuration's values are adopted (or rotated) now
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateImported, nil)...)
+	if rotates(plan, state, imported) {
 		r.rotate(ctx, req, resp, plan, state)
 		return
 	}
@@ -501,6 +505,8 @@ func (r *backupResource) ImportState(ctx context.Context, req resource.ImportSta
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("storage"), name.Storage)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("task_id"), "")...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("compress"), compressFromFormat(name.Format))...)
+	// until the first update, arguments vzdump does not record are adopted
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateImported, []byte("true"))...)
 }
 
 // notesVariables are the values vzdump would give a notes template's

@@ -32,11 +32,16 @@ type supersededBackup struct {
 	VolID string `json:"volid"`
 }
 
-// rotates reports an argument change that needs a new archive. An argument
-// that is null in the state was never recorded (the backup was imported):
-// adopting the configured value then keeps the imported archive.
-func rotates(plan, state backupModel) bool {
-	changed := func(p, s attr.Value) bool { return !s.IsNull() && !p.IsUnknown() && !p.Equal(s) }
+// rotates reports an argument change that needs a new archive. Right after
+// an import, an argument that is null in the state was never recorded (vzdump
+// does not keep mode, triggers, ...): adopting the configured value then
+// keeps the imported archive. On a backup the resource created, every change
+// rotates, adding an argument too (an added exclude_paths must not leave the
+// excluded files in the archive).
+func rotates(plan, state backupModel, imported bool) bool {
+	changed := func(p, s attr.Value) bool {
+		return !p.IsUnknown() && !p.Equal(s) && !(imported && s.IsNull())
+	}
 	return changed(plan.VMID, state.VMID) ||
 		(!plan.Node.IsUnknown() && changed(plan.Node, state.Node)) ||
 		(!plan.Storage.IsUnknown() && changed(plan.Storage, state.Storage)) ||
@@ -47,7 +52,19 @@ func rotates(plan, state backupModel) bool {
 		changed(plan.ZstdThreads, state.ZstdThreads) ||
 		changed(plan.Triggers, state.Triggers) ||
 		// a changed value that is not known yet rotates too
-		(!state.Triggers.IsNull() && plan.Triggers.IsUnknown())
+		(plan.Triggers.IsUnknown() && !(imported && state.Triggers.IsNull()))
+}
+
+// privateImported marks a backup that was imported and whose arguments have
+// not been adopted from the configuration yet (the first update clears it).
+const privateImported = "imported"
+
+func isImported(ctx context.Context, p privateGetter) (bool, diag.Diagnostics) {
+	if p == nil {
+		return false, nil
+	}
+	raw, diags := p.GetKey(ctx, privateImported)
+	return len(raw) > 0, diags
 }
 
 // ModifyPlan checks a backup about to be taken (plan_checks.go) and shows a
@@ -66,7 +83,9 @@ func (r *backupResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return
 	}
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() || !rotates(plan, state) {
+	imported, d := isImported(ctx, req.Private)
+	resp.Diagnostics.Append(d...)
+	if resp.Diagnostics.HasError() || !rotates(plan, state, imported) {
 		return // notes and protected change in place: nothing to check
 	}
 	r.checkBackupPlan(ctx, req, resp, plan)

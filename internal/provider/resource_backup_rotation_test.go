@@ -132,6 +132,27 @@ func rotationCases() []rotationCase {
 			},
 		},
 		{
+			// added to a backup the resource created (not imported): the
+			// archive must follow, not keep the files now excluded
+			name:   "exclude_paths added",
+			before: "vmid = 100\n  storage = \"local\"\n  compress = \"gzip\"",
+			after:  "vmid = 100\n  storage = \"local\"\n  compress = \"gzip\"\n  exclude_paths = [\"/var/lib/app/**\"]",
+			checks: func(env *acctest.Env) []statecheck.StateCheck {
+				return []statecheck.StateCheck{
+					acctest.TaskLogContains(env, backupAddr, "--exclude-path '/var/lib/app/**'"),
+					acctest.ArchiveMembers(env, backupAddr, []string{"var/www/index.html"}, []string{"var/lib/app/version"}),
+				}
+			},
+		},
+		{
+			name:   "triggers added",
+			before: "vmid = 100\n  storage = \"local\"",
+			after:  "vmid = 100\n  storage = \"local\"\n  triggers = { v = \"1\" }",
+			checks: func(env *acctest.Env) []statecheck.StateCheck {
+				return []statecheck.StateCheck{expect("triggers", knownvalue.MapExact(map[string]knownvalue.Check{"v": knownvalue.StringExact("1")}))}
+			},
+		},
+		{
 			name:   "zstd_threads",
 			before: "vmid = 100\n  storage = \"local\"\n  zstd_threads = 1",
 			after:  "vmid = 100\n  storage = \"local\"\n  zstd_threads = 4",
