@@ -163,8 +163,8 @@ func (a *restoreAction) ModifyPlan(ctx context.Context, req action.ModifyPlanReq
 		resp.Diagnostics.AddAttributeError(path.Root("backup"), "Backup does not fit the guest",
 			fmt.Sprintf("%s is a %s backup, but guest %d (%s on node %s) is a %s. A %s backup can only be restored "+
 				"onto a %s, or into a vmid that does not exist yet. Nothing was changed.",
-				cfg.Backup.ValueString(), guestKind(bn.GuestType), vmid, g.Name, g.Node, guestKind(g.Type),
-				guestKind(bn.GuestType), guestKind(bn.GuestType)))
+				cfg.Backup.ValueString(), pve.GuestTypeName(bn.GuestType), vmid, g.Name, g.Node, pve.GuestTypeName(g.Type),
+				pve.GuestTypeName(bn.GuestType), pve.GuestTypeName(bn.GuestType)))
 	}
 	if node := cfg.Node; !node.IsUnknown() && !node.IsNull() && node.ValueString() != g.Node {
 		resp.Diagnostics.AddAttributeError(path.Root("node"), "Guest is on another node",

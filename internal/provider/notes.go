@@ -45,14 +45,6 @@ func (notesValidator) ValidateString(_ context.Context, req validator.StringRequ
 	}
 }
 
-// notesFirstLine is what the storage listing shows of a notes text.
-func notesFirstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
 // expandNotes renders a notes template the way vzdump does, for the in-place
 // update path (PUT on the volume stores notes verbatim, with no expansion).
 func expandNotes(tmpl string, vars map[string]string) string {

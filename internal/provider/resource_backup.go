@@ -368,7 +368,7 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 
 	rendered, diags := req.Private.GetKey(ctx, privateNotesRendered)
 	resp.Diagnostics.Append(diags...)
-	if b.Notes != notesFirstLine(decodePrivateString(rendered)) || (state.Notes.IsNull() && b.Notes != "") {
+	if b.Notes != pve.FirstLine(decodePrivateString(rendered)) || (state.Notes.IsNull() && b.Notes != "") {
 		// Someone changed the notes outside Terraform: show PVE's value.
 		if b.Notes == "" {
 			state.Notes = types.StringNull()

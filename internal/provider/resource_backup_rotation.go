@@ -39,9 +39,8 @@ type supersededBackup struct {
 // rotates, adding an argument too (an added exclude_paths must not leave the
 // excluded files in the archive).
 func rotates(plan, state backupModel, imported bool) bool {
-	changed := func(p, s attr.Value) bool {
-		return !p.IsUnknown() && !p.Equal(s) && !(imported && s.IsNull())
-	}
+	adopted := func(s attr.Value) bool { return imported && s.IsNull() }
+	changed := func(p, s attr.Value) bool { return !p.IsUnknown() && !p.Equal(s) && !adopted(s) }
 	return changed(plan.VMID, state.VMID) ||
 		(!plan.Node.IsUnknown() && changed(plan.Node, state.Node)) ||
 		(!plan.Storage.IsUnknown() && changed(plan.Storage, state.Storage)) ||
@@ -52,7 +51,7 @@ func rotates(plan, state backupModel, imported bool) bool {
 		changed(plan.ZstdThreads, state.ZstdThreads) ||
 		changed(plan.Triggers, state.Triggers) ||
 		// a changed value that is not known yet rotates too
-		(plan.Triggers.IsUnknown() && !(imported && state.Triggers.IsNull()))
+		(plan.Triggers.IsUnknown() && !adopted(state.Triggers))
 }
 
 // privateImported marks a backup that was imported and whose arguments have

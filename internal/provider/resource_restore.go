@@ -269,8 +269,8 @@ func (r *restoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.AddAttributeError(path.Root("backup"), "Backup does not fit the guest",
 			fmt.Sprintf("%s is a %s backup, but guest %d (%s) is a %s. A %s backup can only be restored "+
 				"onto a %s, or into a vmid that does not exist yet.",
-				plan.Backup.ValueString(), guestKind(bn.GuestType), vmid, who, guestKind(g.Type),
-				guestKind(bn.GuestType), guestKind(bn.GuestType)))
+				plan.Backup.ValueString(), pve.GuestTypeName(bn.GuestType), vmid, who, pve.GuestTypeName(g.Type),
+				pve.GuestTypeName(bn.GuestType), pve.GuestTypeName(bn.GuestType)))
 	}
 	if node := plan.Node; g != nil && !node.IsUnknown() && !node.IsNull() && node.ValueString() != g.Node {
 		resp.Diagnostics.AddAttributeError(path.Root("node"), "Guest is on another node",
@@ -322,16 +322,6 @@ func warnRecordedWithoutRestore(ctx context.Context, req resource.ModifyPlanRequ
 	resp.Diagnostics.AddWarning("This change does not restore again",
 		fmt.Sprintf("Changed: %s. The restore already ran, so the new values are only recorded and guest %s is "+
 			"not touched. To restore again, change triggers.", strings.Join(names, ", "), vmid.String()))
-}
-
-func guestKind(t string) string {
-	switch t {
-	case pve.GuestTypeLXC:
-		return "container (lxc)"
-	case pve.GuestTypeQEMU:
-		return "VM (qemu)"
-	}
-	return t
 }
 
 func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

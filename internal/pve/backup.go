@@ -55,7 +55,7 @@ func (it contentItem) backup(node, storage string) Backup {
 		Format:    it.Format,
 		Size:      int64(it.Size),
 		CreatedAt: time.Unix(int64(it.CTime), 0),
-		Notes:     firstLine(it.Notes),
+		Notes:     FirstLine(it.Notes),
 		Protected: bool(it.Protected),
 		GuestType: it.Subtype,
 	}
@@ -154,7 +154,7 @@ func (c *Client) resolveBackupNode(ctx context.Context, bn BackupName) (string, 
 		return "", err
 	}
 	if len(nodes) == 0 {
-		return "", newKindError(kindOffline, nil, "no cluster node is online")
+		return "", newKindError(ErrOffline, nil, "no cluster node is online")
 	}
 	return nodes[0], nil
 }
@@ -220,14 +220,14 @@ func (c *Client) getUnlistedBackup(ctx context.Context, node, storage, volid str
 		if !ok {
 			b = Backup{VolID: volid, Node: node, Storage: storage, VMID: vmid}
 		}
-		b.Size, b.Notes, b.Protected = int64(info.Size), firstLine(info.Notes), bool(info.Protected)
+		b.Size, b.Notes, b.Protected = int64(info.Size), FirstLine(info.Notes), bool(info.Protected)
 		return &b, nil
 	case errors.As(err, &ae) && ae.StatusCode == 403:
-		return nil, newKindError(kindForbidden, err, "backup %s is not visible to this user or token, so whether it still exists is unknown "+
+		return nil, newKindError(ErrForbidden, err, "backup %s is not visible to this user or token, so whether it still exists is unknown "+
 			"(PVE lists a backup only with Datastore.Allocate on /storage/%s, or Datastore.AllocateSpace on /storage/%s "+
 			"and VM.Backup on /vms/%d)", volid, storage, storage, vmid)
 	case IsNotFound(err) || (errors.As(err, &ae) && matchAny(reVolumeMissingMsg, []string{ae.Status, ae.Message})):
-		return nil, newKindError(kindNotFound, err, "backup %s does not exist on storage %s (node %s)", volid, storage, node)
+		return nil, newKindError(ErrNotFound, err, "backup %s does not exist on storage %s (node %s)", volid, storage, node)
 	default:
 		return nil, fmt.Errorf("reading backup %s: %w", volid, err)
 	}
@@ -289,7 +289,7 @@ func (c *Client) ListBackups(ctx context.Context, opts ListOptions) ([]Backup, e
 				continue
 			}
 			if int(s.Active) == 0 {
-				return nil, newKindError(kindOffline, nil, "storage %s on node %s is not active (offline or unreachable); its backups cannot be listed", s.Storage, node)
+				return nil, newKindError(ErrOffline, nil, "storage %s on node %s is not active (offline or unreachable); its backups cannot be listed", s.Storage, node)
 			}
 			if int(s.Shared) != 0 {
 				if seenShared[s.Storage] {
@@ -309,7 +309,7 @@ func (c *Client) ListBackups(ctx context.Context, opts ListOptions) ([]Backup, e
 		}
 	}
 	if opts.Storage != "" && !matchedAny {
-		return nil, newKindError(kindNotFound, nil, "storage %s is not available on node(s) %s (or holds no backups)", opts.Storage, strings.Join(nodes, ", "))
+		return nil, newKindError(ErrNotFound, nil, "storage %s is not available on node(s) %s (or holds no backups)", opts.Storage, strings.Join(nodes, ", "))
 	}
 	sortBackups(out)
 	return out, nil
@@ -390,5 +390,5 @@ func (c *Client) DeleteBackup(ctx context.Context, node, volid string, progress 
 }
 
 func protectedError(volid string, cause error) error {
-	return newKindError(kindProtected, cause, "backup %s is protected, so PVE refuses to delete it: set protected = false and apply first, then delete it", volid)
+	return newKindError(ErrProtected, cause, "backup %s is protected, so PVE refuses to delete it: set protected = false and apply first, then delete it", volid)
 }

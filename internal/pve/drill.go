@@ -149,7 +149,7 @@ func (d *drillRun) fail(step string, err error) {
 		d.forbidden = fmt.Errorf("%s: %w", step, err)
 	}
 	d.res.Passed, d.res.FailedStep, d.res.Reason = false, step, err.Error()
-	d.say("drill failed at step %q: %s", step, firstLine(err.Error()))
+	d.say("drill failed at step %q: %s", step, FirstLine(err.Error()))
 }
 
 // Drill runs one restore drill. A drill that fails (the backup is missing,

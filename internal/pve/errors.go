@@ -27,7 +27,7 @@ type APIError struct {
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s: HTTP %s", e.Method, e.Path, e.statusText())
-	if m := strings.TrimSpace(e.Message); m != "" && !strings.Contains(e.statusText(), firstLine(m)) {
+	if m := strings.TrimSpace(e.Message); m != "" && !strings.Contains(e.statusText(), FirstLine(m)) {
 		fmt.Fprintf(&b, ": %s", m)
 	} else if m != "" && strings.Contains(m, "\n") {
 		// the status line keeps only the first line of a multi-line message
@@ -72,7 +72,9 @@ func (e *APIError) Reason() string {
 	return s
 }
 
-func firstLine(s string) string {
+// FirstLine is the first line of s, trimmed: what PVE shows of a notes text
+// or a status line of a multi-line message.
+func FirstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return strings.TrimSpace(s[:i])
 	}
@@ -157,10 +159,21 @@ func describeState(s string) string {
 
 func (e *RestoreError) Unwrap() error { return e.Err }
 
-// kindError marks an error of one kind (not found, locked, ...) while keeping
-// the cause for errors.As / errors.Is.
+// The kinds of failure callers act on, checked with errors.Is. Errors of the
+// client carry them (newKindError); PVE's own answers are classified by
+// APIError.Is and TaskError.Is from their status and message.
+var (
+	ErrNotFound  = errors.New("does not exist")
+	ErrLocked    = errors.New("locked")
+	ErrForbidden = errors.New("missing privilege")
+	ErrOffline   = errors.New("not reachable")
+	ErrProtected = errors.New("protected")
+)
+
+// kindError is an error of one kind (ErrNotFound, ...) with its own message,
+// keeping its cause for errors.As.
 type kindError struct {
-	kind string
+	kind error
 	msg  string
 	err  error
 }
@@ -177,40 +190,14 @@ func (e *kindError) Error() string {
 
 func (e *kindError) Unwrap() error { return e.err }
 
-const (
-	kindNotFound  = "not found"
-	kindLocked    = "locked"
-	kindForbidden = "forbidden"
-	kindOffline   = "offline"
-	kindProtected = "protected"
-)
+func (e *kindError) Is(target error) bool { return target == e.kind }
 
-func newKindError(kind string, err error, format string, args ...any) error {
+func newKindError(kind error, err error, format string, args ...any) error {
 	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...), err: err}
 }
 
-func hasKind(err error, kind string) bool {
-	for err != nil {
-		if k, ok := err.(*kindError); ok && k.kind == kind {
-			return true
-		}
-		switch x := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range x.Unwrap() {
-				if hasKind(e, kind) {
-					return true
-				}
-			}
-			return false
-		case interface{ Unwrap() error }:
-			err = x.Unwrap()
-		default:
-			return false
-		}
-	}
-	return false
-}
-
+// How PVE words each kind in a status line, a JSON message or a task's exit
+// status and ERROR lines.
 var (
 	reNotFoundMsg  = regexp.MustCompile(`(?i)configuration file '[^']*' does not exist|no such (task|volume|file|vm|ct)\b|unable to find (vm|ct)`)
 	reLockedMsg    = regexp.MustCompile(`(?i)\b(CT|VM) is locked \(|can't lock file '[^']*' - got timeout|can't acquire lock`)
@@ -219,25 +206,42 @@ var (
 	reProtectedMsg = regexp.MustCompile(`(?i)cannot remove protected (volume|snapshot)|protection mode enabled`)
 )
 
-// errorText is the PVE message of an API or task error in the chain, "" when
-// there is none.
-func errorTexts(err error) []string {
-	var out []string
-	var ae *APIError
-	if errors.As(err, &ae) {
-		out = append(out, ae.Status, ae.Message)
+// Is classifies an HTTP error answer: errors.Is(err, ErrNotFound) and so on.
+func (e *APIError) Is(target error) bool {
+	texts := []string{e.Status, e.Message}
+	switch target {
+	case ErrNotFound:
+		return e.StatusCode == 404 || ((e.StatusCode == 500 || e.StatusCode == 400) && matchAny(reNotFoundMsg, texts))
+	case ErrForbidden:
+		return e.StatusCode == 403
+	case ErrOffline:
+		return e.StatusCode == 595 || e.StatusCode == 596 || matchAny(reOfflineMsg, texts)
+	case ErrLocked:
+		return matchAny(reLockedMsg, texts)
+	case ErrProtected:
+		return matchAny(reProtectedMsg, texts)
 	}
-	var te *TaskError
-	if errors.As(err, &te) {
-		out = append(out, te.ExitStatus)
-		// vzdump reports per-guest causes only as "job errors" + ERROR: lines
-		for _, l := range te.LogTail {
-			if strings.HasPrefix(l, "ERROR: ") || strings.HasPrefix(l, "TASK ERROR: ") {
-				out = append(out, l)
-			}
+	return false
+}
+
+// Is classifies a failed task by its exit status and, since vzdump reports
+// per-guest causes only as "job errors" plus ERROR lines, its log tail.
+func (e *TaskError) Is(target error) bool {
+	texts := []string{e.ExitStatus}
+	for _, l := range e.LogTail {
+		if strings.HasPrefix(l, "ERROR: ") || strings.HasPrefix(l, "TASK ERROR: ") {
+			texts = append(texts, l)
 		}
 	}
-	return out
+	switch target {
+	case ErrForbidden:
+		return reForbiddenMsg.MatchString(e.ExitStatus)
+	case ErrLocked:
+		return matchAny(reLockedMsg, texts)
+	case ErrProtected:
+		return matchAny(reProtectedMsg, texts)
+	}
+	return false
 }
 
 func matchAny(re *regexp.Regexp, texts []string) bool {
@@ -250,77 +254,12 @@ func matchAny(re *regexp.Regexp, texts []string) bool {
 }
 
 // IsNotFound reports a guest, backup or task that does not exist.
-func IsNotFound(err error) bool {
-	if err == nil {
-		return false
-	}
-	if hasKind(err, kindNotFound) {
-		return true
-	}
-	var ae *APIError
-	if errors.As(err, &ae) {
-		if ae.StatusCode == 404 {
-			return true
-		}
-		if ae.StatusCode == 500 || ae.StatusCode == 400 {
-			return matchAny(reNotFoundMsg, []string{ae.Status, ae.Message})
-		}
-	}
-	return false
-}
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
-// IsLocked reports a guest locked by a backup, snapshot, migration, ... or a
-// lock that could not be acquired.
-func IsLocked(err error) bool {
-	if err == nil {
-		return false
-	}
-	return hasKind(err, kindLocked) || matchAny(reLockedMsg, errorTexts(err))
-}
-
-// IsForbidden reports a missing privilege (HTTP 403, or a task failing its
-// permission check).
-func IsForbidden(err error) bool {
-	if err == nil {
-		return false
-	}
-	if hasKind(err, kindForbidden) {
-		return true
-	}
-	var ae *APIError
-	if errors.As(err, &ae) && ae.StatusCode == 403 {
-		return true
-	}
-	var te *TaskError
-	if errors.As(err, &te) && reForbiddenMsg.MatchString(te.ExitStatus) {
-		return true
-	}
-	return false
-}
-
-// IsOffline reports a node (or a proxied connection to it) that cannot be reached.
-func IsOffline(err error) bool {
-	if err == nil {
-		return false
-	}
-	if hasKind(err, kindOffline) {
-		return true
-	}
-	var ae *APIError
-	if errors.As(err, &ae) {
-		if ae.StatusCode == 595 || ae.StatusCode == 596 {
-			return true
-		}
-		return matchAny(reOfflineMsg, []string{ae.Status, ae.Message})
-	}
-	return false
-}
+// IsForbidden reports a missing privilege (HTTP 403, a task failing its
+// permission check, or a check of the client's own).
+func IsForbidden(err error) bool { return errors.Is(err, ErrForbidden) }
 
 // IsProtected reports a backup (or guest) that PVE refuses to remove or
 // overwrite because it is protected.
-func IsProtected(err error) bool {
-	if err == nil {
-		return false
-	}
-	return hasKind(err, kindProtected) || matchAny(reProtectedMsg, errorTexts(err))
-}
+func IsProtected(err error) bool { return errors.Is(err, ErrProtected) }

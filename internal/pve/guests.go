@@ -39,7 +39,7 @@ func (c *Client) FindGuest(ctx context.Context, vmid int) (*Guest, error) {
 		}
 		return &Guest{VMID: vmid, Node: r.Node, Type: r.Type, Name: r.Name, Status: r.Status, Lock: r.Lock}, nil
 	}
-	return nil, newKindError(kindNotFound, nil, "guest %d does not exist in the cluster (or the credentials lack VM.Audit on /vms/%d)", vmid, vmid)
+	return nil, newKindError(ErrNotFound, nil, "guest %d does not exist in the cluster (or the credentials lack VM.Audit on /vms/%d)", vmid, vmid)
 }
 
 type guestStatusAnswer struct {
@@ -70,7 +70,7 @@ func (c *Client) GuestStatus(ctx context.Context, node string, vmid int, guestTy
 	var st guestStatusAnswer
 	if err := c.get(ctx, segPath("nodes", node, guestType, strconv.Itoa(vmid), "status", "current"), nil, &st); err != nil {
 		if IsNotFound(err) {
-			return nil, newKindError(kindNotFound, err, "guest %d (%s) does not exist on node %s", vmid, guestType, node)
+			return nil, newKindError(ErrNotFound, err, "guest %d (%s) does not exist on node %s", vmid, guestType, node)
 		}
 		return nil, fmt.Errorf("reading the status of guest %d on node %s: %w", vmid, node, err)
 	}

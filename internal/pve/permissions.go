@@ -48,7 +48,7 @@ func (c *Client) checkPrivileges(ctx context.Context, needs []privilegeNeed) err
 	if who == "" {
 		who = c.username
 	}
-	return newKindError(kindForbidden, nil, "%s lacks privileges that this needs, so nothing was changed: %s", who, strings.Join(missing, "; "))
+	return newKindError(ErrForbidden, nil, "%s lacks privileges that this needs, so nothing was changed: %s", who, strings.Join(missing, "; "))
 }
 
 func hasAny(privs map[string]bool, anyOf []string) bool {

@@ -182,7 +182,7 @@ func (r *restoreRun) preflight(ctx context.Context, res *RestoreResult) (*restor
 		if g.Type != bn.GuestType {
 			plan.failedStep = "check backup"
 			return plan, fmt.Errorf("backup %s is a %s backup, but guest %d is a %s: a %s backup can only be restored onto a %s (or into a new vmid)",
-				o.Backup, typeName(bn.GuestType), o.VMID, typeName(g.Type), typeName(bn.GuestType), typeName(bn.GuestType))
+				o.Backup, GuestTypeName(bn.GuestType), o.VMID, GuestTypeName(g.Type), GuestTypeName(bn.GuestType), GuestTypeName(bn.GuestType))
 		}
 		if o.Node != "" && o.Node != g.Node {
 			return plan, fmt.Errorf("guest %d is on node %s, not on node %s: PVE cannot restore over a guest of another node", o.VMID, g.Node, o.Node)
@@ -266,7 +266,7 @@ func (r *restoreRun) checkExistingGuest(ctx context.Context, res *RestoreResult,
 		return err
 	}
 	if cfg["protection"] == "1" {
-		return newKindError(kindProtected, nil,
+		return newKindError(ErrProtected, nil,
 			"guest %d has protection enabled, so PVE refuses to overwrite it: turn protection off first (pct/qm set %d --protection 0)", o.VMID, o.VMID)
 	}
 	if isRestoreLeftover(r.guestType, cfg) {
@@ -455,7 +455,8 @@ func (r *restoreRun) startIfWanted(ctx context.Context, previous string) *stepEr
 	return nil
 }
 
-func typeName(t string) string {
+// GuestTypeName says what a guest type is, for messages: "container (lxc)".
+func GuestTypeName(t string) string {
 	switch t {
 	case GuestTypeLXC:
 		return "container (lxc)"
@@ -474,7 +475,7 @@ func checkBackupType(b Backup, want string) error {
 		got = GuestTypeLXC
 	}
 	if got != "" && got != want {
-		return fmt.Errorf("backup %s is a %s backup (format %s), not a %s backup", b.VolID, typeName(got), b.Format, typeName(want))
+		return fmt.Errorf("backup %s is a %s backup (format %s), not a %s backup", b.VolID, GuestTypeName(got), b.Format, GuestTypeName(want))
 	}
 	return nil
 }
@@ -511,7 +512,7 @@ func (r *restoreRun) findBackupNode(ctx context.Context) (string, error) {
 	if len(errs) > 0 {
 		return "", fmt.Errorf("backup %s could not be found: %w", r.opts.Backup, errors.Join(errs...))
 	}
-	return "", newKindError(kindNotFound, nil, "backup %s does not exist (no online node lists it on storage %s)", r.opts.Backup, r.bn.Storage)
+	return "", newKindError(ErrNotFound, nil, "backup %s does not exist (no online node lists it on storage %s)", r.opts.Backup, r.bn.Storage)
 }
 
 // containerStorage is the first enabled, active storage on the node that can
@@ -540,7 +541,7 @@ func (r *restoreRun) waitUnlocked(ctx context.Context, st *Guest) (*Guest, error
 	poll := r.c.newPoller()
 	for st.Lock != "" {
 		if time.Now().After(deadline) {
-			return st, newKindError(kindLocked, nil, "guest %d is still locked (%s) after waiting %s: another operation (backup, snapshot, migration, ...) holds it; try again when it has finished", r.opts.VMID, st.Lock, timeout)
+			return st, newKindError(ErrLocked, nil, "guest %d is still locked (%s) after waiting %s: another operation (backup, snapshot, migration, ...) holds it; try again when it has finished", r.opts.VMID, st.Lock, timeout)
 		}
 		if err := poll.wait(ctx); err != nil {
 			return st, fmt.Errorf("waiting for the lock (%s) on guest %d to go: %w", st.Lock, r.opts.VMID, err)
@@ -579,7 +580,7 @@ func (r *restoreRun) shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if err != nil {
-		r.say("graceful shutdown did not finish (%v); stopping guest %d", firstLine(err.Error()), r.opts.VMID)
+		r.say("graceful shutdown did not finish (%v); stopping guest %d", FirstLine(err.Error()), r.opts.VMID)
 	}
 	if st, serr := c.GuestStatus(ctx, r.node, r.opts.VMID, r.guestType); serr == nil && st.Status == "stopped" {
 		return nil

@@ -284,7 +284,7 @@ func TestSimFailedAndLockedBackup(t *testing.T) {
 
 	sim.SetGuestLock(100, "snapshot")
 	_, err = c.CreateBackup(testCtx(t), BackupOptions{VMID: 100, Storage: "local"}, nil)
-	if !IsLocked(err) {
+	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("locked: %v", err)
 	}
 	// restore refuses a guest locked by someone else after waiting
@@ -292,7 +292,7 @@ func TestSimFailedAndLockedBackup(t *testing.T) {
 	sim.SetGuestLock(200, "migrate")
 	_, err = c.Restore(testCtx(t), RestoreOptions{VMID: 200, Backup: b.VolID, LockWaitTimeout: 300 * time.Millisecond, SafetyBackup: true}, nil)
 	var re *RestoreError
-	if !errors.As(err, &re) || !IsLocked(err) || re.Step != "check guest" || re.SafetyBackupVolID != "" {
+	if !errors.As(err, &re) || !errors.Is(err, ErrLocked) || re.Step != "check guest" || re.SafetyBackupVolID != "" {
 		t.Fatalf("restore locked: %v", err)
 	}
 	// the lock goes away while we wait
@@ -555,10 +555,10 @@ func TestSimPermissionsAndFaults(t *testing.T) {
 
 	// an offline node
 	sim.SetNodeOffline("pve2", true)
-	if _, err := c.CreateBackup(ctx, BackupOptions{VMID: 101, Storage: "nas"}, nil); !IsOffline(err) {
+	if _, err := c.CreateBackup(ctx, BackupOptions{VMID: 101, Storage: "nas"}, nil); !errors.Is(err, ErrOffline) {
 		t.Fatalf("offline node: %v", err)
 	}
-	if _, err := c.ListBackups(ctx, ListOptions{VMID: 101}); !IsOffline(err) {
+	if _, err := c.ListBackups(ctx, ListOptions{VMID: 101}); !errors.Is(err, ErrOffline) {
 		t.Fatalf("offline list: %v", err)
 	}
 }

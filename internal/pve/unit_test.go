@@ -205,7 +205,7 @@ func TestAPIErrorMapping(t *testing.T) {
 	if got := err.Error(); got != "POST /nodes/pve1/lxc: HTTP 500 unable to restore CT 100 - CT is locked (backup)" {
 		t.Fatalf("500 text: %q", got)
 	}
-	if !IsLocked(err) || IsNotFound(err) || IsForbidden(err) {
+	if !errors.Is(err, ErrLocked) || IsNotFound(err) || IsForbidden(err) {
 		t.Fatal("500 classification")
 	}
 
@@ -222,7 +222,7 @@ func TestAPIErrorMapping(t *testing.T) {
 		t.Fatalf("403: %v", err)
 	}
 	err = c.get(ctx, "/nodes/pve2/storage", nil, nil)
-	if !IsOffline(err) || !strings.Contains(err.Error(), "HTTP 595 Errors during connection establishment") {
+	if !errors.Is(err, ErrOffline) || !strings.Contains(err.Error(), "HTTP 595 Errors during connection establishment") {
 		t.Fatalf("595: %v", err)
 	}
 	_, err = c.GuestStatus(ctx, "pve1", 999, "lxc")
@@ -230,7 +230,7 @@ func TestAPIErrorMapping(t *testing.T) {
 		t.Fatalf("not found: %v", err)
 	}
 	for _, e := range []error{nil, errors.New("x")} {
-		if IsNotFound(e) || IsLocked(e) || IsForbidden(e) || IsOffline(e) || IsProtected(e) {
+		if IsNotFound(e) || errors.Is(e, ErrLocked) || IsForbidden(e) || errors.Is(e, ErrOffline) || IsProtected(e) {
 			t.Fatal("plain error classified")
 		}
 	}
@@ -590,7 +590,7 @@ func TestContentListingAndListBackups(t *testing.T) {
 	}
 	// an enabled storage that does not answer is an error naming it
 	broken.Store(true)
-	if _, err := c.ListBackups(ctx, ListOptions{VMID: 100}); err == nil || !strings.Contains(err.Error(), "usb") || !IsOffline(err) {
+	if _, err := c.ListBackups(ctx, ListOptions{VMID: 100}); err == nil || !strings.Contains(err.Error(), "usb") || !errors.Is(err, ErrOffline) {
 		t.Fatalf("broken storage: %v", err)
 	}
 	if _, err := c.ListBackups(ctx, ListOptions{VMID: 100, Storage: "nas"}); err != nil {
