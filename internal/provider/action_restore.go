@@ -206,7 +206,7 @@ func (a *restoreAction) Invoke(ctx context.Context, req action.InvokeRequest, re
 		SafetyBackup:        cfg.SafetyBackup.IsNull() || cfg.SafetyBackup.ValueBool(),
 		SafetyBackupStorage: cfg.SafetyBackupStorage.ValueString(),
 		ShutdownTimeout:     shutdown,
-		LockWaitTimeout:     timeout / restoreLockWaitShare,
+		LockWaitTimeout:     timeout / restoreLockWaitDivisor,
 	}
 	if !cfg.Start.IsNull() {
 		start := cfg.Start.ValueBool()

@@ -35,9 +35,9 @@ var (
 const (
 	defaultRestoreCreateTimeout = 2 * time.Hour
 	defaultShutdownTimeout      = "3m"
-	// restoreLockWaitShare is the part of the create timeout spent waiting
-	// for someone else's lock (a running backup, a snapshot) to go.
-	restoreLockWaitShare = 4
+	// A restore waits for someone else's lock (a running backup, a snapshot)
+	// to go for the create timeout divided by restoreLockWaitDivisor.
+	restoreLockWaitDivisor = 4
 )
 
 // NewRestoreResource is the factory of proxmoxapp_restore.
@@ -353,7 +353,7 @@ func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest
 		SafetyBackup:        plan.SafetyBackup.ValueBool(),
 		SafetyBackupStorage: plan.SafetyBackupStorage.ValueString(),
 		ShutdownTimeout:     shutdown,
-		LockWaitTimeout:     timeout / restoreLockWaitShare,
+		LockWaitTimeout:     timeout / restoreLockWaitDivisor,
 	}
 	if !plan.Start.IsNull() && !plan.Start.IsUnknown() {
 		start := plan.Start.ValueBool()

@@ -33,11 +33,11 @@ type Client struct {
 	password string
 	otp      string
 
-	mu        sync.Mutex
-	ticket    string
-	csrf      string
-	ticketAt  time.Time
-	loginOnce sync.Mutex
+	mu       sync.Mutex
+	ticket   string
+	csrf     string
+	ticketAt time.Time
+	loginMu  sync.Mutex // one login at a time
 
 	// polling knobs (tests shorten them)
 	pollMin time.Duration
@@ -123,8 +123,8 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 
 // login gets a ticket; renew re-posts the current ticket as the password.
 func (c *Client) login(ctx context.Context, renew bool) error {
-	c.loginOnce.Lock()
-	defer c.loginOnce.Unlock()
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
 	c.mu.Lock()
 	cur, at := c.ticket, c.ticketAt
 	c.mu.Unlock()
