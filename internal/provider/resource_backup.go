@@ -66,6 +66,8 @@ func (r *backupResource) Configure(_ context.Context, req resource.ConfigureRequ
 	resp.Diagnostics.Append(configureData(req.ProviderData, &r.data)...)
 }
 
+// Schema is declarative, one entry per attribute with its documentation, so
+// it is as long as the resource has arguments.
 func (r *backupResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	keepString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	keepInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}

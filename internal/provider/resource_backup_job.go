@@ -120,6 +120,8 @@ func (r *backupJobResource) Configure(_ context.Context, req resource.ConfigureR
 	resp.Diagnostics.Append(configureData(req.ProviderData, &r.data)...)
 }
 
+// Schema is declarative, one entry per attribute with its documentation, so
+// it is as long as the resource has arguments.
 func (r *backupJobResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	keepInt := func(desc string, v ...validator.Int64) schema.Int64Attribute {
 		return schema.Int64Attribute{MarkdownDescription: desc, Optional: true, Validators: v}
@@ -454,17 +456,8 @@ func (m *backupJobModel) options(ctx context.Context) (map[string]string, diag.D
 		}
 		o["compress"] = c
 	}
-	if rt := m.Retention; rt != nil {
-		var parts []string
-		if rt.KeepAll.ValueBool() {
-			parts = append(parts, "keep-all=1")
-		}
-		for _, k := range retentionKeys {
-			if v := rt.values()[k]; !v.IsNull() {
-				parts = append(parts, strings.ReplaceAll(k, "_", "-")+"="+strconv.FormatInt(v.ValueInt64(), 10))
-			}
-		}
-		o["prune-backups"] = pve.NormalizePropertyString(strings.Join(parts, ","))
+	if m.Retention != nil {
+		o["prune-backups"] = m.Retention.propertyString()
 	}
 	setStr("notes-template", m.NotesTemplate)
 	setBool("protected", m.Protected)
@@ -478,33 +471,61 @@ func (m *backupJobModel) options(ctx context.Context) (map[string]string, diag.D
 	setInt("bwlimit", m.BandwidthLimit)
 	setInt("zstd", m.ZstdThreads)
 	setInt("ionice", m.IOPriority)
-	if f := m.Fleecing; f != nil {
-		var parts []string
-		if !f.Enabled.IsNull() {
-			parts = append(parts, "enabled="+b01(f.Enabled.ValueBool()))
-		}
-		if !f.Storage.IsNull() {
-			parts = append(parts, "storage="+f.Storage.ValueString())
-		}
-		if len(parts) > 0 {
-			o["fleecing"] = pve.NormalizePropertyString(strings.Join(parts, ","))
-		}
+	if v := m.Fleecing.propertyString(); v != "" {
+		o["fleecing"] = v
 	}
-	if p := m.Performance; p != nil {
-		var parts []string
-		if !p.MaxWorkers.IsNull() {
-			parts = append(parts, "max-workers="+strconv.FormatInt(p.MaxWorkers.ValueInt64(), 10))
-		}
-		if !p.PBSEntriesMax.IsNull() {
-			parts = append(parts, "pbs-entries-max="+strconv.FormatInt(p.PBSEntriesMax.ValueInt64(), 10))
-		}
-		if len(parts) > 0 {
-			o["performance"] = pve.NormalizePropertyString(strings.Join(parts, ","))
-		}
+	if v := m.Performance.propertyString(); v != "" {
+		o["performance"] = v
 	}
 	setStr("pbs-change-detection-mode", m.PBSChangeDetectionMode)
 	setBool("repeat-missed", m.RepeatMissed)
 	return o, diags
+}
+
+// propertyString is the retention as PVE's prune-backups property string.
+func (rt *retentionModel) propertyString() string {
+	var parts []string
+	if rt.KeepAll.ValueBool() {
+		parts = append(parts, "keep-all=1")
+	}
+	for _, k := range retentionKeys {
+		if v := rt.values()[k]; !v.IsNull() {
+			parts = append(parts, strings.ReplaceAll(k, "_", "-")+"="+strconv.FormatInt(v.ValueInt64(), 10))
+		}
+	}
+	return pve.NormalizePropertyString(strings.Join(parts, ","))
+}
+
+// propertyString is the fleecing setting as PVE's property string, "" when
+// nothing is set.
+func (f *fleecingModel) propertyString() string {
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	if !f.Enabled.IsNull() {
+		parts = append(parts, "enabled="+b01(f.Enabled.ValueBool()))
+	}
+	if !f.Storage.IsNull() {
+		parts = append(parts, "storage="+f.Storage.ValueString())
+	}
+	return pve.NormalizePropertyString(strings.Join(parts, ","))
+}
+
+// propertyString is the performance setting as PVE's property string, ""
+// when nothing is set.
+func (p *performanceModel) propertyString() string {
+	if p == nil {
+		return ""
+	}
+	var parts []string
+	if !p.MaxWorkers.IsNull() {
+		parts = append(parts, "max-workers="+strconv.FormatInt(p.MaxWorkers.ValueInt64(), 10))
+	}
+	if !p.PBSEntriesMax.IsNull() {
+		parts = append(parts, "pbs-entries-max="+strconv.FormatInt(p.PBSEntriesMax.ValueInt64(), 10))
+	}
+	return pve.NormalizePropertyString(strings.Join(parts, ","))
 }
 
 func propertyMap(s string) map[string]string {

@@ -82,6 +82,8 @@ func (r *restoreResource) Configure(_ context.Context, req resource.ConfigureReq
 	resp.Diagnostics.Append(configureData(req.ProviderData, &r.data)...)
 }
 
+// Schema is declarative, one entry per attribute with its documentation, so
+// it is as long as the resource has arguments.
 func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	// Only triggers re-run a restore. A backup argument that follows
 	// data.proxmoxapp_backups.x.latest.volid changes whenever a new backup is
@@ -324,6 +326,32 @@ func warnRecordedWithoutRestore(ctx context.Context, req resource.ModifyPlanRequ
 			"not touched. To restore again, change triggers.", strings.Join(names, ", "), vmid.String()))
 }
 
+// restoreOptions maps the model's arguments to a restore run; timeout is the
+// create timeout, a part of which may go to waiting for someone else's lock.
+func (m *restoreModel) restoreOptions(timeout time.Duration) (pve.RestoreOptions, error) {
+	shutdown, err := time.ParseDuration(m.ShutdownTimeout.ValueString())
+	if err != nil {
+		return pve.RestoreOptions{}, err
+	}
+	opts := pve.RestoreOptions{
+		VMID:                int(m.VMID.ValueInt64()),
+		Node:                m.Node.ValueString(), // "" while unknown: the guest's node
+		Backup:              m.Backup.ValueString(),
+		Storage:             m.Storage.ValueString(),
+		Unique:              m.Unique.ValueBool(),
+		BandwidthLimitKiB:   m.BandwidthLimit.ValueInt64(),
+		SafetyBackup:        m.SafetyBackup.ValueBool(),
+		SafetyBackupStorage: m.SafetyBackupStorage.ValueString(),
+		ShutdownTimeout:     shutdown,
+		LockWaitTimeout:     timeout / restoreLockWaitDivisor,
+	}
+	if !m.Start.IsNull() && !m.Start.IsUnknown() {
+		start := m.Start.ValueBool()
+		opts.Start = &start
+	}
+	return opts, nil
+}
+
 func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan restoreModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -335,30 +363,13 @@ func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	shutdown, err := time.ParseDuration(plan.ShutdownTimeout.ValueString())
+	opts, err := plan.restoreOptions(timeout)
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("shutdown_timeout"), "Invalid shutdown_timeout", err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-
-	opts := pve.RestoreOptions{
-		VMID:                int(plan.VMID.ValueInt64()),
-		Node:                plan.Node.ValueString(), // "" while unknown: the guest's node
-		Backup:              plan.Backup.ValueString(),
-		Storage:             plan.Storage.ValueString(),
-		Unique:              plan.Unique.ValueBool(),
-		BandwidthLimitKiB:   plan.BandwidthLimit.ValueInt64(),
-		SafetyBackup:        plan.SafetyBackup.ValueBool(),
-		SafetyBackupStorage: plan.SafetyBackupStorage.ValueString(),
-		ShutdownTimeout:     shutdown,
-		LockWaitTimeout:     timeout / restoreLockWaitDivisor,
-	}
-	if !plan.Start.IsNull() && !plan.Start.IsUnknown() {
-		start := plan.Start.ValueBool()
-		opts.Start = &start
-	}
 
 	tflog.Info(ctx, "starting restore", map[string]any{"vmid": opts.VMID, "backup": opts.Backup, "node": opts.Node})
 	res, err := r.data.client.Restore(ctx, opts, taskLogger(ctx, "restore", opts.VMID))

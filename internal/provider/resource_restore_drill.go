@@ -83,6 +83,8 @@ func (r *restoreDrillResource) Configure(_ context.Context, req resource.Configu
 	resp.Diagnostics.Append(configureData(req.ProviderData, &r.data)...)
 }
 
+// Schema is declarative, one entry per attribute with its documentation, so
+// it is as long as the resource has arguments.
 func (r *restoreDrillResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	const again = "Changing it runs the drill again."
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}

@@ -259,35 +259,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if len(q) > 0 {
 		shown += "?" + q.Encode()
 	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path+queryString(q), rd)
+	req, err := c.newRequest(ctx, method, path, q, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		return err
 	}
 	if auth {
-		if c.tokenID != "" {
-			req.Header.Set("Authorization", "PVEAPIToken="+c.tokenID+"="+c.tokenSecret)
-		} else {
-			c.mu.Lock()
-			ticket, csrf := c.ticket, c.csrf
-			c.mu.Unlock()
-			req.AddCookie(&http.Cookie{Name: "PVEAuthCookie", Value: url.QueryEscape(ticket)})
-			if method != http.MethodGet {
-				req.Header.Set("CSRFPreventionToken", csrf)
-			}
-		}
+		c.authenticate(req)
 	}
 	start := time.Now()
 	res, err := c.hc.Do(req)
@@ -305,54 +282,100 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return &netError{method: method, path: shown, err: err}
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		ae := &APIError{Method: method, Path: shown, StatusCode: res.StatusCode, Status: res.Status}
-		var env struct {
-			Message string            `json:"message"`
-			Errors  map[string]string `json:"errors"`
+		return decodeAPIError(method, shown, res, raw)
+	}
+	if err := decodeAnswer(raw, out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %w", method, shown, err)
+	}
+	return nil
+}
+
+// newRequest builds a JSON API request.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
 		}
-		if len(raw) > 0 && json.Unmarshal(raw, &env) == nil {
-			ae.Message = strings.TrimSpace(env.Message)
-			ae.Errors = env.Errors
-		} else if len(raw) > 0 {
-			// tolerate errors values that are not strings
-			var loose struct {
-				Message string         `json:"message"`
-				Errors  map[string]any `json:"errors"`
-			}
-			if json.Unmarshal(raw, &loose) == nil {
-				ae.Message = strings.TrimSpace(loose.Message)
-				if len(loose.Errors) > 0 {
-					ae.Errors = map[string]string{}
-					for k, v := range loose.Errors {
-						ae.Errors[k] = fmt.Sprint(v)
-					}
-				}
-			}
-		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path+queryString(q), rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// authenticate adds the API token, or the ticket cookie and (for writes) the
+// CSRF token.
+func (c *Client) authenticate(req *http.Request) {
+	if c.tokenID != "" {
+		req.Header.Set("Authorization", "PVEAPIToken="+c.tokenID+"="+c.tokenSecret)
+		return
+	}
+	c.mu.Lock()
+	ticket, csrf := c.ticket, c.csrf
+	c.mu.Unlock()
+	req.AddCookie(&http.Cookie{Name: "PVEAuthCookie", Value: url.QueryEscape(ticket)})
+	if req.Method != http.MethodGet {
+		req.Header.Set("CSRFPreventionToken", csrf)
+	}
+}
+
+// decodeAPIError keeps what an error answer says: the status line (where PVE
+// puts its message), and the JSON "message" and "errors" of newer servers.
+func decodeAPIError(method, shown string, res *http.Response, raw []byte) *APIError {
+	ae := &APIError{Method: method, Path: shown, StatusCode: res.StatusCode, Status: res.Status}
+	if len(raw) == 0 {
 		return ae
 	}
+	// errors values are usually strings; tolerate any JSON
+	var env struct {
+		Message string         `json:"message"`
+		Errors  map[string]any `json:"errors"`
+	}
+	if json.Unmarshal(raw, &env) != nil {
+		return ae
+	}
+	ae.Message = strings.TrimSpace(env.Message)
+	if len(env.Errors) > 0 {
+		ae.Errors = map[string]string{}
+		for k, v := range env.Errors {
+			if str, ok := v.(string); ok {
+				ae.Errors[k] = str
+			} else {
+				ae.Errors[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	return ae
+}
+
+// decodeAnswer puts the answer's "data" into out (the whole answer for an
+// envelopeWrapper); a null or missing "data" leaves out as it is.
+func decodeAnswer(raw []byte, out any) error {
 	if out == nil {
 		return nil
 	}
 	if w, ok := out.(*envelopeWrapper); ok {
-		if err := json.Unmarshal(raw, w.out); err != nil {
-			return fmt.Errorf("%s %s: decoding the answer: %w", method, shown, err)
-		}
-		return nil
+		return json.Unmarshal(raw, w.out)
 	}
 	var env struct {
 		Data json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("%s %s: decoding the answer: %w", method, shown, err)
+		return err
 	}
 	if len(env.Data) == 0 || string(env.Data) == "null" {
 		return nil
 	}
-	if err := json.Unmarshal(env.Data, out); err != nil {
-		return fmt.Errorf("%s %s: decoding the answer: %w", method, shown, err)
-	}
-	return nil
+	return json.Unmarshal(env.Data, out)
 }
 
 // logRequest writes one DEBUG line per PVE request: method, path (with the

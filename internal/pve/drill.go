@@ -247,6 +247,40 @@ func (e *DrillNotPermittedError) Unwrap() error { return e.Err }
 // run restores, starts and watches the scratch guest. It returns an error
 // only when ctx ends; drill failures are recorded in d.res.
 func (d *drillRun) run(ctx context.Context) error {
+	begin := time.Now()
+	err := d.restoreScratch(ctx, begin)
+	var startAt time.Time
+	if err == nil {
+		startAt, err = d.startScratch(ctx, begin)
+	}
+	if err == nil {
+		err = d.watchSettle(ctx, startAt)
+	}
+	switch {
+	case errors.Is(err, errDrillStepFailed):
+		return nil // the failure is the drill's result
+	case err != nil:
+		return err
+	}
+	d.say("drill passed: recovery time %s", d.res.TimeToRunning.Round(time.Millisecond))
+	return nil
+}
+
+// errDrillStepFailed ends a drill whose failure d.fail has recorded.
+var errDrillStepFailed = errors.New("drill step failed")
+
+// failStep records a failed step, unless ctx ended (then that is the error).
+func (d *drillRun) failStep(ctx context.Context, step string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	d.fail(step, err)
+	return errDrillStepFailed
+}
+
+// restoreScratch restores the backup into the scratch guest: unique, tagged,
+// described with its deadline, and by default with its network links down.
+func (d *drillRun) restoreScratch(ctx context.Context, begin time.Time) error {
 	c, o, res := d.c, d.o, d.res
 	body := map[string]any{
 		"vmid":        res.VMID,
@@ -257,11 +291,7 @@ func (d *drillRun) run(ctx context.Context) error {
 	if !o.ConnectNetwork {
 		nets, err := c.backupNICs(ctx, res.Node, o.Backup)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			d.fail(DrillStepRestore, err)
-			return nil
+			return d.failStep(ctx, DrillStepRestore, err)
 		}
 		for k, v := range nets {
 			body[k] = v
@@ -273,8 +303,7 @@ func (d *drillRun) run(ctx context.Context) error {
 		if storage == "" {
 			st, err := c.firstStorage(ctx, res.Node, "rootdir")
 			if err != nil {
-				d.fail(DrillStepRestore, err)
-				return ctx.Err()
+				return d.failStep(ctx, DrillStepRestore, err)
 			}
 			storage = st
 		}
@@ -286,14 +315,9 @@ func (d *drillRun) run(ctx context.Context) error {
 		body["storage"] = storage
 	}
 	d.say("restoring %s into scratch guest %d on node %s", o.Backup, res.VMID, res.Node)
-	begin := time.Now()
 	var upid string
 	if err := c.post(ctx, path, body, &upid); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.fail(DrillStepRestore, err)
-		return nil
+		return d.failStep(ctx, DrillStepRestore, err)
 	}
 	d.created = true
 	res.TaskID = upid
@@ -301,59 +325,58 @@ func (d *drillRun) run(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			d.stopTask(upid)
-			return ctx.Err()
 		}
-		d.fail(DrillStepRestore, err)
-		return nil
+		return d.failStep(ctx, DrillStepRestore, err)
 	}
 	res.RestoreDuration = time.Since(begin)
 	res.RestoredBytes = restoredBytes(task.Lines)
+	return nil
+}
 
+// startScratch starts the scratch guest and waits, within StartTimeout, for
+// it to run; it returns when the start was asked for.
+func (d *drillRun) startScratch(ctx context.Context, begin time.Time) (time.Time, error) {
+	c, o, res := d.c, d.o, d.res
 	d.say("starting scratch guest %d", res.VMID)
 	startAt := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()
-	startErr := c.powerAction(sctx, res.Node, res.VMID, res.GuestType, "start", nil, d.progress)
-	if startErr == nil {
-		startErr = c.waitStatus(sctx, res.Node, res.VMID, res.GuestType, "running", o.StartTimeout-time.Since(startAt))
+	err := c.powerAction(sctx, res.Node, res.VMID, res.GuestType, "start", nil, d.progress)
+	if err == nil {
+		err = c.waitStatus(sctx, res.Node, res.VMID, res.GuestType, "running", o.StartTimeout-time.Since(startAt))
 	}
-	if startErr != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if err != nil {
+		if ctx.Err() == nil && sctx.Err() != nil {
+			err = fmt.Errorf("scratch guest %d was not running %s after the start request (start_timeout): %w", res.VMID, o.StartTimeout, err)
 		}
-		if sctx.Err() != nil {
-			startErr = fmt.Errorf("scratch guest %d was not running %s after the start request (start_timeout): %w", res.VMID, o.StartTimeout, startErr)
-		}
-		d.fail(DrillStepStart, startErr)
-		return nil
+		return startAt, d.failStep(ctx, DrillStepStart, err)
 	}
 	res.TimeToRunning = time.Since(begin)
 	if res.RestoredBytes == 0 {
 		res.RestoredBytes = c.guestDiskBytes(ctx, res.Node, res.VMID, res.GuestType)
 	}
+	return startAt, nil
+}
 
+// watchSettle checks that the scratch guest stays running for Settle.
+func (d *drillRun) watchSettle(ctx context.Context, startAt time.Time) error {
+	c, o, res := d.c, d.o, d.res
 	d.say("scratch guest %d is running; watching it for %s", res.VMID, o.Settle)
 	until := time.Now().Add(o.Settle)
 	poll := c.newPoller()
 	for time.Now().Before(until) {
 		g, err := c.GuestStatus(ctx, res.Node, res.VMID, res.GuestType)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			d.fail(DrillStepSettle, err)
-			return nil
+			return d.failStep(ctx, DrillStepSettle, err)
 		}
 		if g.Status != "running" {
-			d.fail(DrillStepSettle, fmt.Errorf("scratch guest %d was %s %s after it started (it had to stay running for %s)",
+			return d.failStep(ctx, DrillStepSettle, fmt.Errorf("scratch guest %d was %s %s after it started (it had to stay running for %s)",
 				res.VMID, g.Status, time.Since(startAt).Round(time.Second), o.Settle))
-			return nil
 		}
 		if err := poll.waitUpTo(ctx, time.Until(until)); err != nil {
 			return err
 		}
 	}
-	d.say("drill passed: recovery time %s", res.TimeToRunning.Round(time.Millisecond))
 	return nil
 }
 
