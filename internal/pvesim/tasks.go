@@ -240,6 +240,7 @@ func (s *Sim) hTaskStatus(rq *request) (any, error) {
 	if done {
 		out["status"] = "stopped"
 		out["exitstatus"] = exit
+		s.noticeDone(t)
 	}
 	return out, nil
 }
@@ -355,6 +356,7 @@ func (s *Sim) hTaskList(rq *request) (any, error) {
 		if done {
 			it["status"] = exit
 			it["endtime"] = end.Unix()
+			s.noticeDone(t)
 		} else {
 			it["status"] = "RUNNING"
 		}

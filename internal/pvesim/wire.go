@@ -195,6 +195,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rq := &request{s: s, r: r, w: w, method: r.Method, path: rel, rt: rt, vars: vars}
 	data, err := s.dispatch(rq)
+	s.observeRequest(rq)
 	if err != nil {
 		ae, ok := err.(*apiError)
 		if !ok {
