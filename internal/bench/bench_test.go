@@ -29,9 +29,9 @@ func TestBench(t *testing.T) {
 
 // benchCompletion: one backup per terraform apply (provider, guest 100 on
 // pve1) side by side with the reference script (guest 101 on pve2), for
-// tasks of about 1, 5 and 30 s. Each trial's task time is jittered by up to
-// 0.5 s, so that the task's end falls at a random point between two polls,
-// as it does in real use.
+// tasks of about 1, 5 and 30 s. Each trial's task time is jittered by ±0.5 s,
+// so that the task's end falls at a random point between two polls (of
+// either client), as it does in real use.
 func benchCompletion(t *testing.T) {
 	sim := startSim(t, benchConfig(2, nil), time.Second)
 	ref := newRefClient(sim)
@@ -44,7 +44,7 @@ func benchCompletion(t *testing.T) {
 		provReq, refReq := 0, 0
 		counted := map[string]bool{}
 		for i := 0; i < c.trials; i++ {
-			sim.SetTaskOverhead(c.task - 250*time.Millisecond + time.Duration(rng.Int63n(int64(500*time.Millisecond))))
+			sim.SetTaskOverhead(c.task - 500*time.Millisecond + time.Duration(rng.Int63n(int64(time.Second))))
 			tf := newTerraform(t, sim)
 			tf.setConfig(providerBlock(sim, sim.APIToken()) + "resource \"proxmoxapp_backup\" \"b\" {\n  vmid    = 100\n  storage = \"local\"\n}\n")
 			sim.Requests()

@@ -149,8 +149,16 @@ func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
 			st, err = w.status(ctx)
 		}
 		if err == nil && st.Status == "running" && time.Since(w.lastLogRead) >= logEvery {
+			at := time.Now()
 			err = w.readLog(ctx)
 			logEvery = min(2*logEvery, 8*w.c.logReadInterval)
+			if exit, ended := endFromLog(w.lines); err == nil && ended {
+				// the log's last line is the task's end: no more looks needed
+				return classifyTask(w.upid, exit, w.lines)
+			}
+			if err == nil && seat != nil {
+				nw.lookedAt(seat, at)
+			}
 		}
 		switch {
 		case err == nil && st.Status != "" && st.Status != "running":
@@ -219,6 +227,25 @@ func (w *taskWatch) readLog(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// endFromLog reads a task's end from its log: PVE's worker writes "TASK OK",
+// "TASK WARNINGS: N" or "TASK ERROR: <message>" as the last line when it
+// ends, and derives the task's exit status from that line.
+func endFromLog(lines []string) (exit string, ended bool) {
+	if len(lines) == 0 {
+		return "", false
+	}
+	last := lines[len(lines)-1]
+	switch {
+	case last == "TASK OK":
+		return "OK", true
+	case strings.HasPrefix(last, "TASK WARNINGS: "):
+		return strings.TrimPrefix(last, "TASK "), true
+	case strings.HasPrefix(last, "TASK ERROR: "):
+		return strings.TrimPrefix(last, "TASK ERROR: "), true
+	}
+	return "", false
 }
 
 // stopTask asks PVE to stop a task (DELETE on the task) and waits, within

@@ -83,7 +83,7 @@ func (nw *nodeWatcher) subscribe(upid UPID) *taskWaiter {
 	if nw.unusable {
 		return nil
 	}
-	tw := &taskWaiter{upid: upid, due: time.Now().Add(nw.c.pollMin), delay: nw.c.pollMin, updates: make(chan taskUpdate, 1)}
+	tw := &taskWaiter{upid: upid, due: time.Now().Add(nw.c.pollMin), delay: 2 * nw.c.pollMin, updates: make(chan taskUpdate, 1)}
 	nw.waiters[upid.Raw] = tw
 	if !nw.running {
 		nw.running = true
@@ -94,6 +94,21 @@ func (nw *nodeWatcher) subscribe(upid UPID) *taskWaiter {
 	default:
 	}
 	return tw
+}
+
+// lookedAt tells the watcher that the task was just looked at another way
+// (its log was read, and the log says whether it ended): when it is the
+// node's only task, the next look moves one interval on.
+func (nw *nodeWatcher) lookedAt(tw *taskWaiter, at time.Time) {
+	nw.mu.Lock()
+	if next := at.Add(tw.delay); next.After(tw.due) {
+		tw.due = next
+	}
+	nw.mu.Unlock()
+	select {
+	case nw.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (nw *nodeWatcher) unsubscribe(tw *taskWaiter) {
@@ -155,8 +170,8 @@ func (nw *nodeWatcher) look() {
 	// stops listening on its own context
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	now := time.Now() // the next looks are timed from this one's start
 	list, err := nw.c.taskList(ctx, nw.node, since)
-	now := time.Now()
 	alone := false
 	if err != nil && !transientPollError(err) {
 		var ae *APIError
@@ -183,7 +198,9 @@ func (nw *nodeWatcher) look() {
 		}
 		nw.mu.Lock()
 		tw.due = now.Add(tw.delay)
-		if tw.delay = time.Duration(float64(tw.delay) * pollGrowth); tw.delay > nw.c.taskPollMax() {
+		// quick at first (0.1, 0.3, 0.7 s) for the many tasks that take
+		// a moment, then every taskPollMax
+		if tw.delay = 2 * tw.delay; tw.delay > nw.c.taskPollMax() {
 			tw.delay = nw.c.taskPollMax()
 		}
 		nw.mu.Unlock()
