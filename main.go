@@ -2,12 +2,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"log"
 	"os"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6/tf6server"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/provider"
 )
@@ -21,10 +20,12 @@ func main() {
 	flag.Parse()
 	quietSDKLogsUnlessAsked()
 
-	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
-		Address: "registry.terraform.io/proxmoxapp/proxmoxapp",
-		Debug:   debug,
-	})
+	var opts []tf6server.ServeOpt
+	if debug {
+		opts = append(opts, tf6server.WithManagedDebug())
+	}
+	// the framework's server, with the data source's fast Read (see NewServer)
+	err := tf6server.Serve("registry.terraform.io/proxmoxapp/proxmoxapp", provider.NewServer(version), opts...)
 	if err != nil {
 		log.Fatal(err)
 	}

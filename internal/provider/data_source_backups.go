@@ -180,8 +180,27 @@ func (d *backupsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		Node:    cfg.Node.ValueString(),
 		Storage: cfg.Storage.ValueString(),
 	}
+	list, failure := listForDataSource(ctx, d.data.client, opts)
+	if failure != nil {
+		resp.Diagnostics.AddError(failure.summary, failure.detail)
+		return
+	}
+	cfg.ID = types.StringValue(listingID(opts))
+	raw, err := backupsStateValue(ctx, resp.State.Schema.Type().TerraformType(ctx), cfg, list)
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to record the backups", err.Error())
+		return
+	}
+	resp.State.Raw = raw
+}
+
+// dataSourceFailure is an error for the user: summary and detail.
+type dataSourceFailure struct{ summary, detail string }
+
+// listForDataSource lists the backups, or says why it could not.
+func listForDataSource(ctx context.Context, client *pve.Client, opts pve.ListOptions) ([]pve.Backup, *dataSourceFailure) {
 	tflog.Debug(ctx, "listing backups", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
-	list, err := d.data.client.ListBackups(ctx, opts)
+	list, err := client.ListBackups(ctx, opts)
 	if err != nil {
 		where := "its storages"
 		if opts.Storage != "" {
@@ -190,18 +209,15 @@ func (d *backupsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		if opts.Node != "" {
 			where += fmt.Sprintf(" on node %q", opts.Node)
 		}
-		resp.Diagnostics.AddError("Unable to list backups",
-			fmt.Sprintf("Listing the backups of guest %d on %s failed: %s", opts.VMID, where, err))
-		return
+		return nil, &dataSourceFailure{"Unable to list backups",
+			fmt.Sprintf("Listing the backups of guest %d on %s failed: %s", opts.VMID, where, err)}
 	}
+	return list, nil
+}
 
-	cfg.ID = types.StringValue(fmt.Sprintf("%d/%s/%s", opts.VMID, orStar(opts.Node), orStar(opts.Storage)))
-	raw, err := backupsStateValue(ctx, resp.State.Schema.Type().TerraformType(ctx), cfg, list)
-	if err != nil {
-		resp.Diagnostics.AddError("Unable to record the backups", err.Error())
-		return
-	}
-	resp.State.Raw = raw
+// listingID is the data source's id: <vmid>/<node>/<storage>, * for unset.
+func listingID(opts pve.ListOptions) string {
+	return fmt.Sprintf("%d/%s/%s", opts.VMID, orStar(opts.Node), orStar(opts.Storage))
 }
 
 // backupsStateValue builds the data source's state directly as a Terraform

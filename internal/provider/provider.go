@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -37,6 +38,9 @@ var _ provider.Provider = (*proxmoxappProvider)(nil)
 
 type proxmoxappProvider struct {
 	version string
+	// configured is what Configure made, for the protocol-level fast path
+	// of the data source (server.go)
+	configured atomic.Pointer[providerData]
 }
 
 // New returns the provider factory for the given release version.
@@ -147,6 +151,7 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 		return
 	}
 	data := &providerData{client: client}
+	p.configured.Store(data)
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

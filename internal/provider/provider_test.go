@@ -12,7 +12,6 @@ import (
 	"time"
 
 	tfjson "github.com/hashicorp/terraform-json"
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -25,7 +24,7 @@ import (
 
 // protoV6ProviderFactories runs the provider in-process for every test.
 var protoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServer, error){
-	"proxmoxapp": providerserver.NewProtocol6WithError(New("test")()),
+	"proxmoxapp": func() (tfprotov6.ProviderServer, error) { return NewServer("test")(), nil },
 }
 
 // resourceAttrs returns the attribute values of one resource in a state.
