@@ -287,13 +287,12 @@ func busiest(m map[string]time.Duration) (string, time.Duration) {
 }
 
 // fanOut backs up every guest with one proxmoxapp_backup each at the given
-// parallelism, and returns the apply's wall time beyond a no-op apply (the
-// cost of starting Terraform and the provider), the busiest node's task
-// time, and the provider's requests.
+// parallelism, and returns the apply's wall time beyond a no-op apply of the
+// same configuration (Terraform's own cost: starting, and walking every
+// resource's plan), the busiest node's task time, and the provider's
+// requests.
 func fanOut(t *testing.T, sim *pvesim.Sim, guests []pvesim.GuestConfig, parallelism int) (extra, noop, busy time.Duration, busyNode string, requests int) {
 	tf := newTerraform(t, sim)
-	tf.setConfig(providerBlock(sim, sim.APIToken()))
-	noop = tf.run("apply", "-auto-approve", "-no-color").Wall
 	var ids []string
 	for _, g := range guests {
 		ids = append(ids, fmt.Sprint(g.VMID))
@@ -315,6 +314,9 @@ func fanOut(t *testing.T, sim *pvesim.Sim, guests []pvesim.GuestConfig, parallel
 		t.Fatalf("%d vzdump tasks ran, want %d", len(tasks), len(guests))
 	}
 	busyNode, busy = busiest(nodeBusy(tasks))
+	// Terraform's own share: the same apply once there is nothing to do
+	// (start, provider start, the plan walk of every resource)
+	noop = tf.run("apply", "-auto-approve", "-no-color", "-refresh=false", fmt.Sprintf("-parallelism=%d", parallelism)).Wall
 	return res.Wall - noop, noop, busy, busyNode, requests
 }
 
@@ -366,8 +368,8 @@ func benchParallel(t *testing.T) {
 	_, refBusy := busiest(nodeBusy(refTasks))
 
 	r := extra.Seconds() / busy.Seconds()
-	record(t, line{Target: "4 Parallel", What: fmt.Sprintf("20 backups (1 s tasks), 2 nodes, -parallelism=20: apply wall beyond a no-op apply (%s) ÷ busiest node's task time", secs(noop)),
-		Provider: fmt.Sprintf("%s ÷ %s (%s) = %.3f", secs(extra), secs(busy), node, r), Reference: fmt.Sprintf("%s ÷ %s = %.3f", secs(refWall), secs(refBusy), refWall.Seconds()/refBusy.Seconds()),
+	record(t, line{Target: "4 Parallel", What: fmt.Sprintf("20 backups (1 s tasks), 2 nodes, -parallelism=20: apply wall beyond the same apply with nothing to do (%s) ÷ busiest node's task time", secs(noop)),
+		Provider: fmt.Sprintf("%s ÷ %s (%s) = %.3f; whole apply %s", secs(extra), secs(busy), node, r, secs(extra+noop)), Reference: fmt.Sprintf("%s ÷ %s = %.3f", secs(refWall), secs(refBusy), refWall.Seconds()/refBusy.Seconds()),
 		Limit: "1.0; target ≤ 1.05", VsRef: ratio(r, refWall.Seconds()/refBusy.Seconds()), VsLimit: fmt.Sprintf("%.3f", r), Pass: r <= 1.05})
 	pr, rr := float64(requests)/20, float64(refReq)/20
 	record(t, line{Target: "4 Parallel", What: "requests per backup (lock waits included)",
@@ -380,8 +382,8 @@ func benchScale(t *testing.T) {
 	sim := startSim(t, benchConfig(8, guests), time.Second)
 	extra, noop, busy, node, requests := fanOut(t, sim, guests, 32)
 	r := extra.Seconds() / busy.Seconds()
-	record(t, line{Target: "6 Scale", What: fmt.Sprintf("400 backups (1 s tasks), 8 nodes, -parallelism=32: apply wall beyond a no-op apply (%s) ÷ busiest node's task time; 0 errors", secs(noop)),
-		Provider: fmt.Sprintf("%s ÷ %s (%s) = %.3f", secs(extra), secs(busy), node, r), Reference: "–",
+	record(t, line{Target: "6 Scale", What: fmt.Sprintf("400 backups (1 s tasks), 8 nodes, -parallelism=32: apply wall beyond the same apply with nothing to do (%s) ÷ busiest node's task time; 0 errors", secs(noop)),
+		Provider: fmt.Sprintf("%s ÷ %s (%s) = %.3f; whole apply %s", secs(extra), secs(busy), node, r, secs(extra+noop)), Reference: "–",
 		Limit: "1.0; target ≤ 1.1", VsRef: "–", VsLimit: fmt.Sprintf("%.3f", r), Pass: r <= 1.1})
 	record(t, line{Target: "6 Scale", What: "requests per backup", Provider: fmt.Sprintf("%.1f", float64(requests)/400), Reference: "–",
 		Limit: "(reported)", VsRef: "–", VsLimit: "–", Pass: true})

@@ -21,6 +21,13 @@ func main() {
 	}
 	cmd := exec.Command(real, os.Args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// experiments: PROXMOXAPP_BENCH_GODEBUG / _GOMEMLIMIT reach the provider only
+	cmd.Env = os.Environ()
+	for _, v := range []string{"GODEBUG", "GOMEMLIMIT", "GOGC"} {
+		if x := os.Getenv("PROXMOXAPP_BENCH_" + v); x != "" {
+			cmd.Env = append(cmd.Env, v+"="+x)
+		}
+	}
 	// Terraform signals the plugin process; pass signals on to the provider.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
