@@ -122,9 +122,10 @@ func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
 		}
 	}()
 	poll := w.c.newPoller() // only when the node's task list cannot be used
-	// The log is read while the task runs at growing intervals (2 s, 4 s,
-	// 8 s, then every 16 s) and once more at its end: progress reaches the
-	// logs without a log read per look at the task.
+	// A task alone on its node is mostly looked at through its own log (see
+	// listLookEvery). Otherwise the log is read while the task runs at
+	// growing intervals (2 s, 4 s, 8 s, then every 16 s) and once more at
+	// its end: progress reaches the logs without a log read per look.
 	logEvery := w.c.logReadInterval
 	w.lastLogRead = time.Now()
 	var failingSince time.Time
@@ -134,6 +135,22 @@ func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
 		if seat != nil {
 			select {
 			case u := <-seat.updates:
+				if u.logTurn {
+					// this look is a read of the task's log: its last line
+					// says whether the task ended
+					lerr := w.readLog(ctx)
+					if lerr == nil {
+						if exit, ended := endFromLog(w.lines); ended {
+							return classifyTask(w.upid, exit, w.lines)
+						}
+					} else if !transientPollError(lerr) && ctx.Err() == nil {
+						tflog.Debug(ctx, "the task log cannot be read; watching the task list only", map[string]any{"upid": w.upid.Raw, "error": lerr.Error()})
+						nw.stopLogTurns(seat)
+						lerr = nil
+					}
+					st, err = taskStatus{Status: "running"}, lerr
+					break
+				}
 				st, err = u.status, u.err
 				if u.alone {
 					nw.unsubscribe(seat)
@@ -149,15 +166,10 @@ func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
 			st, err = w.status(ctx)
 		}
 		if err == nil && st.Status == "running" && time.Since(w.lastLogRead) >= logEvery {
-			at := time.Now()
 			err = w.readLog(ctx)
 			logEvery = min(2*logEvery, 8*w.c.logReadInterval)
 			if exit, ended := endFromLog(w.lines); err == nil && ended {
-				// the log's last line is the task's end: no more looks needed
 				return classifyTask(w.upid, exit, w.lines)
-			}
-			if err == nil && seat != nil {
-				nw.lookedAt(seat, at)
 			}
 		}
 		switch {

@@ -14,10 +14,16 @@ import (
 
 // defaultTaskPollMax caps the interval between looks at a running task. A
 // task's end is noticed on average half an interval after it happens; at
-// 0.47 s that is under a quarter second, and since one request reports on
+// 0.48 s that is under a quarter second, and since one request reports on
 // every task of a node (see nodeWatcher), waiting for many tasks costs no
 // more than waiting for one.
-const defaultTaskPollMax = 470 * time.Millisecond
+const defaultTaskPollMax = 480 * time.Millisecond
+
+// listLookEvery: a task waited on alone is looked at by reading its own log
+// (the last line says when it ended, and its progress reaches the logs on
+// the way); the task list is asked at least this often all the same, for a
+// task whose worker died without writing its end.
+const listLookEvery = 2 * time.Second
 
 // nodeWatchers holds one watcher per node.
 type nodeWatchers struct {
@@ -57,10 +63,12 @@ type nodeWatcher struct {
 
 // taskWaiter is one task's seat at its node's watcher.
 type taskWaiter struct {
-	upid    UPID
-	due     time.Time     // when this task wants its next look
-	delay   time.Duration // the interval after that, growing to the cap
-	updates chan taskUpdate
+	upid       UPID
+	due        time.Time     // when this task wants its next look
+	delay      time.Duration // the interval after that
+	lastListed time.Time     // when the task list last showed it
+	noLogTurns bool          // its log cannot be read: list looks only
+	updates    chan taskUpdate
 }
 
 // taskUpdate is what one look at the node's task list said about a task.
@@ -72,7 +80,10 @@ type taskUpdate struct {
 	// alone: the node's task list cannot be used; the wait polls its task
 	// on its own from now on.
 	alone bool
-	err   error
+	// logTurn: this look is the task's own log, to be read by the wait (the
+	// task is the node's only one; see listLookEvery).
+	logTurn bool
+	err     error
 }
 
 // subscribe seats a task at the watcher, or returns nil when the node's task
@@ -83,7 +94,10 @@ func (nw *nodeWatcher) subscribe(upid UPID) *taskWaiter {
 	if nw.unusable {
 		return nil
 	}
-	tw := &taskWaiter{upid: upid, due: time.Now().Add(nw.c.pollMin), delay: 2 * nw.c.pollMin, updates: make(chan taskUpdate, 1)}
+	now := time.Now()
+	// a first look soon, for the many tasks that take a moment, then every
+	// taskPollMax
+	tw := &taskWaiter{upid: upid, due: now.Add(nw.c.pollMin), delay: nw.c.taskPollMax(), lastListed: now, updates: make(chan taskUpdate, 1)}
 	nw.waiters[upid.Raw] = tw
 	if !nw.running {
 		nw.running = true
@@ -96,19 +110,11 @@ func (nw *nodeWatcher) subscribe(upid UPID) *taskWaiter {
 	return tw
 }
 
-// lookedAt tells the watcher that the task was just looked at another way
-// (its log was read, and the log says whether it ended): when it is the
-// node's only task, the next look moves one interval on.
-func (nw *nodeWatcher) lookedAt(tw *taskWaiter, at time.Time) {
+// stopLogTurns: the task's log cannot be read; look at the task list only.
+func (nw *nodeWatcher) stopLogTurns(tw *taskWaiter) {
 	nw.mu.Lock()
-	if next := at.Add(tw.delay); next.After(tw.due) {
-		tw.due = next
-	}
+	tw.noLogTurns = true
 	nw.mu.Unlock()
-	select {
-	case nw.wake <- struct{}{}:
-	default:
-	}
 }
 
 func (nw *nodeWatcher) unsubscribe(tw *taskWaiter) {
@@ -153,7 +159,20 @@ func (nw *nodeWatcher) run() {
 
 // look reads the node's task list once and tells every waiter what it says.
 func (nw *nodeWatcher) look() {
+	now := time.Now() // the next looks are timed from this one's start
 	nw.mu.Lock()
+	if len(nw.waiters) == 1 {
+		for _, tw := range nw.waiters {
+			if !tw.noLogTurns && now.Sub(tw.lastListed) < listLookEvery {
+				// alone on the node: its own log is as cheap a look, and
+				// carries its progress
+				tw.due = now.Add(tw.delay)
+				nw.mu.Unlock()
+				deliver(tw, taskUpdate{logTurn: true})
+				return
+			}
+		}
+	}
 	since := time.Time{}
 	waiters := make([]*taskWaiter, 0, len(nw.waiters))
 	for _, tw := range nw.waiters {
@@ -170,7 +189,6 @@ func (nw *nodeWatcher) look() {
 	// stops listening on its own context
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	now := time.Now() // the next looks are timed from this one's start
 	list, err := nw.c.taskList(ctx, nw.node, since)
 	alone := false
 	if err != nil && !transientPollError(err) {
@@ -198,18 +216,21 @@ func (nw *nodeWatcher) look() {
 		}
 		nw.mu.Lock()
 		tw.due = now.Add(tw.delay)
-		// quick at first (0.1, 0.3, 0.7 s) for the many tasks that take
-		// a moment, then every taskPollMax
-		if tw.delay = 2 * tw.delay; tw.delay > nw.c.taskPollMax() {
-			tw.delay = nw.c.taskPollMax()
+		if err == nil {
+			tw.lastListed = now
 		}
 		nw.mu.Unlock()
-		select { // keep only the newest update
-		case <-tw.updates:
-		default:
-		}
-		tw.updates <- u
+		deliver(tw, u)
 	}
+}
+
+// deliver hands a waiter its update, replacing one it has not taken yet.
+func deliver(tw *taskWaiter, u taskUpdate) {
+	select {
+	case <-tw.updates:
+	default:
+	}
+	tw.updates <- u
 }
 
 func (c *Client) taskPollMax() time.Duration {
