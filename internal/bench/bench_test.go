@@ -39,13 +39,13 @@ func benchCompletion(t *testing.T) {
 	for _, c := range []struct {
 		task   time.Duration
 		trials int
-	}{{time.Second, 7}, {5 * time.Second, 5}, {30 * time.Second, 3}} {
+	}{{time.Second, 9}, {5 * time.Second, 7}, {30 * time.Second, 5}} {
 		var provLat, refLat []time.Duration
 		provReq, refReq := 0, 0
 		counted := map[string]bool{}
 		for i := 0; i < c.trials; i++ {
 			sim.SetTaskOverhead(c.task - 500*time.Millisecond + time.Duration(rng.Int63n(int64(time.Second))))
-			tf := newTerraform(t, sim)
+			tf := newTerraform(t)
 			tf.setConfig(providerBlock(sim, sim.APIToken()) + "resource \"proxmoxapp_backup\" \"b\" {\n  vmid    = 100\n  storage = \"local\"\n}\n")
 			sim.Requests()
 			var refUPID string
@@ -131,7 +131,7 @@ func benchRefresh(t *testing.T) {
 	}
 	locals.WriteString("  ]\n}\n")
 	resources := "resource \"proxmoxapp_backup\" \"b\" {\n  count    = length(local.backups)\n  vmid     = local.backups[count.index].vmid\n  storage  = local.backups[count.index].storage\n  compress = \"zstd\"\n}\n"
-	tf := newTerraform(t, sim)
+	tf := newTerraform(t)
 	tf.setConfig(providerBlock(sim, sim.APIToken()) + locals.String() + resources + imports.String())
 	tf.run("apply", "-auto-approve", "-no-color", "-parallelism=10")
 	tf.setConfig(providerBlock(sim, sim.APIToken()) + locals.String() + resources)
@@ -201,7 +201,7 @@ func benchDataSource(t *testing.T) {
 	dir := sim.StorageDumpDir("pve1", "local")
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.Local)
 	ref := newRefClient(sim)
-	tf := newTerraform(t, sim)
+	tf := newTerraform(t)
 	tf.setConfig(providerBlock(sim, sim.APIToken()) + "data \"proxmoxapp_backups\" \"all\" {\n  vmid = 100\n}\n\noutput \"count\" {\n  value = length(data.proxmoxapp_backups.all.backups)\n}\n")
 	made := 0
 	var cpuPer1k []float64
@@ -292,7 +292,7 @@ func busiest(m map[string]time.Duration) (string, time.Duration) {
 // resource's plan), the busiest node's task time, and the provider's
 // requests.
 func fanOut(t *testing.T, sim *pvesim.Sim, guests []pvesim.GuestConfig, parallelism int) (extra, noop, busy time.Duration, busyNode string, requests int) {
-	tf := newTerraform(t, sim)
+	tf := newTerraform(t)
 	var ids []string
 	for _, g := range guests {
 		ids = append(ids, fmt.Sprint(g.VMID))

@@ -58,7 +58,13 @@ func record(t *testing.T, l line) {
 }
 
 func TestMain(m *testing.M) {
+	var err error
+	if buildDir, err = os.MkdirTemp("", "proxmoxapp-bench-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	code := m.Run()
+	_ = os.RemoveAll(buildDir)
 	var b strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&b, "\nmachine: %d CPUs (nproc), load average at the end: %s, %s/%s, %s\n\n",
@@ -143,13 +149,10 @@ var (
 	buildErr  error
 )
 
-// buildProvider builds the provider and the rusage wrapper once per run.
+// buildProvider builds the provider and the rusage wrapper once per run, into
+// buildDir (made and removed by TestMain).
 func buildProvider(t *testing.T) string {
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "proxmoxapp-bench-")
-		if buildErr != nil {
-			return
-		}
 		root := repoRoot()
 		for _, b := range [][2]string{
 			{filepath.Join(buildDir, "real", "terraform-provider-proxmoxapp"), "."},
@@ -182,7 +185,7 @@ type terraform struct {
 	rusage string
 }
 
-func newTerraform(t *testing.T, sim *pvesim.Sim) *terraform {
+func newTerraform(t *testing.T) *terraform {
 	t.Helper()
 	bd := buildProvider(t)
 	bin := os.Getenv("TF_ACC_TERRAFORM_PATH")
@@ -414,10 +417,3 @@ func ratio(a, b float64) string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-// selfCPU is this process's CPU time (the simulator and the reference client).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
-}

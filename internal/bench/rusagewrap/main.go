@@ -14,12 +14,12 @@ import (
 )
 
 func main() {
-	real := os.Getenv("PROXMOXAPP_BENCH_PROVIDER")
-	if real == "" {
+	provider := os.Getenv("PROXMOXAPP_BENCH_PROVIDER")
+	if provider == "" {
 		fmt.Fprintln(os.Stderr, "rusagewrap: PROXMOXAPP_BENCH_PROVIDER is not set")
 		os.Exit(2)
 	}
-	cmd := exec.Command(real, os.Args[1:]...)
+	cmd := exec.Command(provider, os.Args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// experiments: PROXMOXAPP_BENCH_GODEBUG / _GOMEMLIMIT reach the provider only
 	cmd.Env = os.Environ()
