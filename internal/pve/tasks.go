@@ -151,7 +151,7 @@ func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
 					st, err = taskStatus{Status: "running"}, lerr
 					break
 				}
-				st, err = u.status, u.err
+				st = u.status
 				if u.alone {
 					nw.unsubscribe(seat)
 					seat = nil

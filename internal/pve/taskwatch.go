@@ -58,8 +58,13 @@ type nodeWatcher struct {
 	// unusable: the task list answered with a permanent error; every wait
 	// polls its own task's status instead.
 	unusable bool
+	failures int // task-list looks failed in a row
 	wake     chan struct{}
 }
+
+// maxListFailures: failed task-list looks in a row after which the node's
+// waits poll their own tasks for the rest of the run.
+const maxListFailures = 3
 
 // taskWaiter is one task's seat at its node's watcher.
 type taskWaiter struct {
@@ -75,7 +80,8 @@ type taskWaiter struct {
 type taskUpdate struct {
 	status taskStatus
 	// missing: the list did not show the task (too many newer tasks, or the
-	// credentials see only their own): it asks for its status itself.
+	// credentials see only their own), or the look failed: the wait asks
+	// for its task's status itself.
 	missing bool
 	// alone: the node's task list cannot be used; the wait polls its task
 	// on its own from now on.
@@ -83,7 +89,6 @@ type taskUpdate struct {
 	// logTurn: this look is the task's own log, to be read by the wait (the
 	// task is the node's only one; see listLookEvery).
 	logTurn bool
-	err     error
 }
 
 // subscribe seats a task at the watcher, or returns nil when the node's task
@@ -190,26 +195,29 @@ func (nw *nodeWatcher) look() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	list, err := nw.c.taskList(ctx, nw.node, since)
+	// A failing look is never the last word on a task: each wait asks its
+	// own task's status instead (and rides out failures there, within the
+	// transient grace). A task list that fails for good (4xx, or three
+	// looks in a row) is given up for the rest of the run.
 	alone := false
-	if err != nil && !transientPollError(err) {
+	nw.mu.Lock()
+	if err != nil {
+		nw.failures++
 		var ae *APIError
-		if errors.As(err, &ae) && ae.StatusCode < 500 {
-			nw.mu.Lock()
+		if nw.failures >= maxListFailures || (errors.As(err, &ae) && ae.StatusCode < 500) {
 			nw.unusable = true
-			nw.mu.Unlock()
 			alone = true
 		}
-		err = nil
-		list = nil
+	} else {
+		nw.failures = 0
 	}
+	nw.mu.Unlock()
 	for _, tw := range waiters {
 		var u taskUpdate
 		switch st, ok := list[tw.upid.Raw]; {
 		case alone:
 			u.alone = true
-		case err != nil:
-			u.err = err
-		case ok:
+		case err == nil && ok:
 			u.status = st
 		default:
 			u.missing = true
