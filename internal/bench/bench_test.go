@@ -314,6 +314,20 @@ func fanOut(t *testing.T, sim *pvesim.Sim, guests []pvesim.GuestConfig, parallel
 		t.Fatalf("%d vzdump tasks ran, want %d", len(tasks), len(guests))
 	}
 	busyNode, busy = busiest(nodeBusy(tasks))
+	var first, last time.Time
+	for _, tt := range tasks {
+		if tt.Node != busyNode {
+			continue
+		}
+		if first.IsZero() || tt.Start.Before(first) {
+			first = tt.Start
+		}
+		if tt.End.After(last) {
+			last = tt.End
+		}
+	}
+	t.Logf("busiest node %s: first task %.2f s into the apply, last end %.2f s before its end; idle between its tasks %.2f s",
+		busyNode, first.Sub(res.Start).Seconds(), res.Finish.Sub(last).Seconds(), (last.Sub(first) - busy).Seconds())
 	// Terraform's own share: the same apply once there is nothing to do
 	// (start, provider start, the plan walk of every resource)
 	noop = tf.run("apply", "-auto-approve", "-no-color", "-refresh=false", fmt.Sprintf("-parallelism=%d", parallelism)).Wall
