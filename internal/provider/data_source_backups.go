@@ -3,12 +3,15 @@ package provider
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
@@ -178,8 +181,32 @@ func (d *backupsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		Node:    cfg.Node.ValueString(),
 		Storage: cfg.Storage.ValueString(),
 	}
+	list, failure := listForDataSource(ctx, d.data.client, opts)
+	if failure != nil {
+		if failure.attribute != "" {
+			resp.Diagnostics.AddAttributeError(path.Root(failure.attribute), failure.summary, failure.detail)
+		} else {
+			resp.Diagnostics.AddError(failure.summary, failure.detail)
+		}
+		return
+	}
+	cfg.ID = types.StringValue(listingID(opts))
+	raw, err := backupsStateValue(ctx, resp.State.Schema.Type().TerraformType(ctx), cfg, list)
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to record the backups", err.Error())
+		return
+	}
+	resp.State.Raw = raw
+}
+
+// dataSourceFailure is an error for the user: summary and detail, and the
+// argument it is about ("" for none).
+type dataSourceFailure struct{ summary, detail, attribute string }
+
+// listForDataSource lists the backups, or says why it could not.
+func listForDataSource(ctx context.Context, client *pve.Client, opts pve.ListOptions) ([]pve.Backup, *dataSourceFailure) {
 	tflog.Debug(ctx, "listing backups", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
-	list, err := d.data.client.ListBackups(ctx, opts)
+	list, err := client.ListBackups(ctx, opts)
 	if err != nil {
 		where := "its storages"
 		if opts.Storage != "" {
@@ -191,30 +218,77 @@ func (d *backupsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		if opts.Storage != "" && pve.IsNotFound(err) {
 			// The listing only says that no usable storage matched; say
 			// which it is: absent from the node, or without backup content.
-			if pe := pve.AsPreflight(d.data.client.ExplainStorage(ctx, opts.VMID, opts.Node, opts.Storage)); pe != nil {
-				resp.Diagnostics.AddAttributeError(path.Root("storage"), pe.Summary,
-					fmt.Sprintf("Listing the backups of guest %d: %s", opts.VMID, pe.Detail))
-				return
+			if pe := pve.AsPreflight(client.ExplainStorage(ctx, opts.VMID, opts.Node, opts.Storage)); pe != nil {
+				return nil, &dataSourceFailure{pe.Summary, fmt.Sprintf("Listing the backups of guest %d: %s", opts.VMID, pe.Detail), "storage"}
 			}
 		}
-		resp.Diagnostics.AddError("Unable to list backups",
-			fmt.Sprintf("Listing the backups of guest %d on %s failed: %s", opts.VMID, where, err))
-		return
+		return nil, &dataSourceFailure{"Unable to list backups",
+			fmt.Sprintf("Listing the backups of guest %d on %s failed: %s", opts.VMID, where, err), ""}
 	}
-
-	cfg.Backups = make([]backupEntryModel, 0, len(list))
-	for i := range list {
-		cfg.Backups = append(cfg.Backups, newBackupEntry(&list[i]))
-	}
-	cfg.Latest = nil
-	if len(cfg.Backups) > 0 {
-		latest := cfg.Backups[0]
-		cfg.Latest = &latest
-	}
-	cfg.ID = types.StringValue(fmt.Sprintf("%d/%s/%s", opts.VMID, orStar(opts.Node), orStar(opts.Storage)))
-	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
+	return list, nil
 }
 
+// listingID is the data source's id: <vmid>/<node>/<storage>, * for unset.
+func listingID(opts pve.ListOptions) string {
+	return fmt.Sprintf("%d/%s/%s", opts.VMID, orStar(opts.Node), orStar(opts.Storage))
+}
+
+// backupsStateValue builds the data source's state directly as a Terraform
+// value. State.Set would walk 10,000 backups × 13 fields by reflection, which
+// made the provider's CPU the larger share of a plan; the values are the same.
+func backupsStateValue(ctx context.Context, typ tftypes.Type, cfg backupsDataSourceModel, list []pve.Backup) (tftypes.Value, error) {
+	obj, ok := typ.(tftypes.Object)
+	if !ok {
+		return tftypes.Value{}, fmt.Errorf("the data source's schema is not an object (%s): this is a provider bug", typ)
+	}
+	listType, ok := obj.AttributeTypes["backups"].(tftypes.List)
+	if !ok {
+		return tftypes.Value{}, fmt.Errorf("the data source's backups attribute is not a list: this is a provider bug")
+	}
+	entryType := listType.ElementType
+	entries := make([]tftypes.Value, len(list))
+	for i := range list {
+		entries[i] = backupEntryValue(entryType, &list[i])
+	}
+	latest := tftypes.NewValue(entryType, nil)
+	if len(entries) > 0 {
+		latest = entries[0]
+	}
+	attrs := map[string]tftypes.Value{
+		"backups": tftypes.NewValue(listType, entries),
+		"latest":  latest,
+	}
+	for name, v := range map[string]attr.Value{"id": cfg.ID, "vmid": cfg.VMID, "node": cfg.Node, "storage": cfg.Storage} {
+		tv, err := v.ToTerraformValue(ctx)
+		if err != nil {
+			return tftypes.Value{}, err
+		}
+		attrs[name] = tv
+	}
+	return tftypes.NewValue(obj, attrs), nil
+}
+
+// backupEntryValue is one backup as a Terraform object value.
+func backupEntryValue(typ tftypes.Type, b *pve.Backup) tftypes.Value {
+	return tftypes.NewValue(typ, map[string]tftypes.Value{
+		"volid":        tftypes.NewValue(tftypes.String, b.VolID),
+		"node":         tftypes.NewValue(tftypes.String, b.Node),
+		"storage":      tftypes.NewValue(tftypes.String, b.Storage),
+		"vmid":         tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(int64(b.VMID))),
+		"guest_type":   tftypes.NewValue(tftypes.String, b.GuestType),
+		"filename":     tftypes.NewValue(tftypes.String, b.Filename),
+		"format":       tftypes.NewValue(tftypes.String, b.Format),
+		"size":         tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(b.Size)),
+		"created_at":   tftypes.NewValue(tftypes.String, b.CreatedAt.UTC().Format(time.RFC3339)),
+		"notes":        tftypes.NewValue(tftypes.String, b.Notes),
+		"protected":    tftypes.NewValue(tftypes.Bool, b.Protected),
+		"verification": tftypes.NewValue(tftypes.String, b.Verification),
+		"encrypted":    tftypes.NewValue(tftypes.Bool, b.Encrypted),
+	})
+}
+
+// newBackupEntry is the model form of one backup; the test that checks
+// backupsStateValue against State.Set builds the expected value from it.
 func newBackupEntry(b *pve.Backup) backupEntryModel {
 	return backupEntryModel{
 		VolID:        types.StringValue(b.VolID),

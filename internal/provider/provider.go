@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -53,6 +54,9 @@ var (
 
 type proxmoxappProvider struct {
 	version string
+	// configured is what Configure made, for the protocol-level fast path
+	// of the data source (server.go)
+	configured atomic.Pointer[providerData]
 }
 
 // New returns the provider factory for the given release version.
@@ -173,6 +177,7 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 		return
 	}
 	data := &providerData{client: client}
+	p.configured.Store(data)
 	resp.ResourceData = data
 	resp.DataSourceData = data
 	resp.ActionData = data

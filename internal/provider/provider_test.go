@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -22,7 +21,7 @@ import (
 
 // protoV6ProviderFactories runs the provider in-process for every test.
 var protoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServer, error){
-	"proxmoxapp": providerserver.NewProtocol6WithError(New("test")()),
+	"proxmoxapp": func() (tfprotov6.ProviderServer, error) { return NewServer("test")(), nil },
 }
 
 func TestResolveProviderConfig(t *testing.T) {
@@ -201,7 +200,7 @@ func TestAccProvider_secretsNeverLogged(t *testing.T) {
 // provider served in-process, or skips the test saying why.
 func newTF114(t *testing.T) *acctest.Terraform {
 	t.Helper()
-	return acctest.NewTerraform114(t, providerserver.NewProtocol6(New("test")()))
+	return acctest.NewTerraform114(t, NewServer("test"))
 }
 
 // tf114Config is the terraform block and provider configuration for env.

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
-
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/acctest"
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
 )
@@ -38,7 +36,7 @@ func newFaultRun(t *testing.T, cfg *pvesim.Config, taskTime time.Duration) *faul
 	t.Helper()
 	env := acctest.NewSlow(t, cfg, taskTime)
 	env.RequireSim(t)
-	tf := acctest.NewTerraform(t, providerserver.NewProtocol6(New("test")()))
+	tf := acctest.NewTerraform(t, NewServer("test"))
 	return &faultRun{t: t, env: env, tf: tf}
 }
 

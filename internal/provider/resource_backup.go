@@ -346,7 +346,8 @@ func (r *backupResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	b, err := r.data.client.GetBackup(ctx, state.Node.ValueString(), state.ID.ValueString())
+	// a listing of the storage shared by all refreshes of this run
+	b, err := r.data.client.RefreshBackup(ctx, state.Node.ValueString(), state.ID.ValueString())
 	if pve.IsNotFound(err) {
 		tflog.Warn(ctx, "backup no longer on the storage; removing it from state", map[string]any{"volid": state.ID.ValueString()})
 		resp.Diagnostics.AddWarning("Backup removed outside Terraform",

@@ -50,6 +50,11 @@ type Client struct {
 	// (stopping a task, removing a partial archive, starting a guest again)
 	cleanupTimeout time.Duration
 	now            func() time.Time
+
+	// watchers: one task-list poller per node, shared by all task waits
+	watchers nodeWatchers
+	// listings: storage listings shared by the refreshes of one run
+	listings listingCache
 }
 
 const (
@@ -159,14 +164,21 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 }
 
 func (c *Client) post(ctx context.Context, path string, body map[string]any, out any) error {
+	c.listings.invalidate()
+	defer c.listings.invalidate()
 	return c.call(ctx, http.MethodPost, path, nil, body, out)
 }
 
 func (c *Client) put(ctx context.Context, path string, body map[string]any, out any) error {
+	c.listings.invalidate()
+	defer c.listings.invalidate()
 	return c.call(ctx, http.MethodPut, path, nil, body, out)
 }
 
+// Writes empty the shared storage listings (see listingCache).
 func (c *Client) del(ctx context.Context, path string, q url.Values, out any) error {
+	c.listings.invalidate()
+	defer c.listings.invalidate()
 	return c.call(ctx, http.MethodDelete, path, q, nil, out)
 }
 

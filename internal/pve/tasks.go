@@ -114,10 +114,64 @@ type taskWatch struct {
 }
 
 func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
-	poll := w.c.newPoller()
+	nw := w.c.watchers.get(w.c, w.upid.Node)
+	seat := nw.subscribe(w.upid)
+	defer func() {
+		if seat != nil {
+			nw.unsubscribe(seat)
+		}
+	}()
+	poll := w.c.newPoller() // only when the node's task list cannot be used
+	// A task alone on its node is mostly looked at through its own log (see
+	// listLookEvery). Otherwise the log is read while the task runs at
+	// growing intervals (2 s, 4 s, 8 s, then every 16 s) and once more at
+	// its end: progress reaches the logs without a log read per look.
+	logEvery := w.c.logReadInterval
+	w.lastLogRead = time.Now()
 	var failingSince time.Time
 	for {
-		st, err := w.pollOnce(ctx)
+		var st taskStatus
+		var err error
+		if seat != nil {
+			select {
+			case u := <-seat.updates:
+				if u.logTurn {
+					// this look is a read of the task's log: its last line
+					// says whether the task ended
+					lerr := w.readLog(ctx)
+					if lerr == nil {
+						if exit, ended := endFromLog(w.lines); ended {
+							return classifyTask(w.upid, exit, w.lines)
+						}
+					} else if !transientPollError(lerr) && ctx.Err() == nil {
+						tflog.Debug(ctx, "the task log cannot be read; watching the task list only", map[string]any{"upid": w.upid.Raw, "error": lerr.Error()})
+						nw.stopLogTurns(seat)
+						lerr = nil
+					}
+					st, err = taskStatus{Status: "running"}, lerr
+					break
+				}
+				st = u.status
+				if u.alone {
+					nw.unsubscribe(seat)
+					seat = nil
+				}
+				if u.missing || u.alone {
+					st, err = w.status(ctx)
+				}
+			case <-ctx.Done():
+				return nil, w.stopped(ctx.Err())
+			}
+		} else {
+			st, err = w.status(ctx)
+		}
+		if err == nil && st.Status == "running" && time.Since(w.lastLogRead) >= logEvery {
+			err = w.readLog(ctx)
+			logEvery = min(2*logEvery, 8*w.c.logReadInterval)
+			if exit, ended := endFromLog(w.lines); err == nil && ended {
+				return classifyTask(w.upid, exit, w.lines)
+			}
+		}
 		switch {
 		case err == nil && st.Status != "" && st.Status != "running":
 			// the log is complete once the task has ended
@@ -140,8 +194,10 @@ func (w *taskWatch) wait(ctx context.Context) (*taskResult, error) {
 			}
 			tflog.Warn(ctx, "transient error while polling a PVE task; retrying", map[string]any{"upid": w.upid.Raw, "error": err.Error()})
 		}
-		if err := poll.wait(ctx); err != nil {
-			return nil, w.stopped(err)
+		if seat == nil {
+			if err := poll.wait(ctx); err != nil {
+				return nil, w.stopped(err)
+			}
 		}
 	}
 }
@@ -150,18 +206,11 @@ func (w *taskWatch) stopped(err error) error {
 	return &WaitError{UPID: w.upid, Lines: append([]string(nil), w.lines...), Err: err}
 }
 
-// pollOnce reads the task's status, and its log when it is due.
-func (w *taskWatch) pollOnce(ctx context.Context) (taskStatus, error) {
+// status reads the task's own status.
+func (w *taskWatch) status(ctx context.Context) (taskStatus, error) {
 	var st taskStatus
-	if err := w.c.get(ctx, w.statusPath, nil, &st); err != nil {
-		return st, err
-	}
-	if st.Status == "running" && time.Since(w.lastLogRead) >= w.c.logReadInterval {
-		if err := w.readLog(ctx); err != nil {
-			return st, err
-		}
-	}
-	return st, nil
+	err := w.c.get(ctx, w.statusPath, nil, &st)
+	return st, err
 }
 
 // readLog forwards the log lines not seen yet.
@@ -190,6 +239,25 @@ func (w *taskWatch) readLog(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// endFromLog reads a task's end from its log: PVE's worker writes "TASK OK",
+// "TASK WARNINGS: N" or "TASK ERROR: <message>" as the last line when it
+// ends, and derives the task's exit status from that line.
+func endFromLog(lines []string) (exit string, ended bool) {
+	if len(lines) == 0 {
+		return "", false
+	}
+	last := lines[len(lines)-1]
+	switch {
+	case last == "TASK OK":
+		return "OK", true
+	case strings.HasPrefix(last, "TASK WARNINGS: "):
+		return strings.TrimPrefix(last, "TASK "), true
+	case strings.HasPrefix(last, "TASK ERROR: "):
+		return strings.TrimPrefix(last, "TASK ERROR: "), true
+	}
+	return "", false
 }
 
 // stopTask asks PVE to stop a task (DELETE on the task) and waits, within

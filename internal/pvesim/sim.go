@@ -75,6 +75,7 @@ type Sim struct {
 	nextPID      uint32
 	faults       faultState
 	counters     map[string]int
+	obs          observer // benchmarks: requests and task-end notices
 
 	routesOnce sync.Once
 	routeTable []*route

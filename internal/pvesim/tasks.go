@@ -240,6 +240,7 @@ func (s *Sim) hTaskStatus(rq *request) (any, error) {
 	if done {
 		out["status"] = "stopped"
 		out["exitstatus"] = exit
+		s.noticeDone(t)
 	}
 	return out, nil
 }
@@ -266,9 +267,12 @@ func (s *Sim) hTaskLog(rq *request) (any, error) {
 		// the log file is not on this node: dump_logfile's open error
 		return withTotal{data: []map[string]any{{"n": 1, "t": "unable to open file - No such file or directory"}}, total: 1}, nil
 	}
-	lines, _, _, _ := t.snapshot()
+	lines, done, _, _ := t.snapshot()
 	start := int(rq.p.intv("start", 0))
 	limit := int(rq.p.intv("limit", 50))
+	if done && (limit <= 0 || start+limit >= len(lines)) {
+		s.noticeDone(t) // the answer ends with the TASK line
+	}
 	if rq.p.boolv("download", false) {
 		return strings.Join(lines, "\n") + "\n", nil
 	}
@@ -331,6 +335,7 @@ func (s *Sim) hTaskList(rq *request) (any, error) {
 		if done {
 			it["status"] = exit
 			it["endtime"] = end.Unix()
+			s.noticeDone(t)
 		} else {
 			it["status"] = "RUNNING"
 		}

@@ -201,6 +201,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rq.rt = &route{method: r.Method}
 	}
 	data, err := s.dispatch(rq)
+	s.observeRequest(rq)
 	if err != nil {
 		ae, ok := err.(*apiError)
 		if !ok {
