@@ -207,7 +207,7 @@ func (a *backupAction) Invoke(ctx context.Context, req action.InvokeRequest, res
 		}
 	}
 
-	progress := actionProgress(ctx, resp, "vzdump", opts.VMID)
+	progress := actionProgress(resp)
 	progress(fmt.Sprintf("backing up guest %d to storage %s (mode %s)", opts.VMID, storageLabel(opts.Storage), opts.Mode))
 	tflog.Info(ctx, "action: starting vzdump", map[string]any{"vmid": opts.VMID, "node": opts.Node, "storage": opts.Storage})
 	result, err := a.data.client.CreateBackup(ctx, opts, progress)
@@ -236,12 +236,10 @@ func (a *backupAction) Invoke(ctx context.Context, req action.InvokeRequest, res
 }
 
 // actionProgress sends each line as an action progress event (Terraform
-// prints it as it happens) and logs it as the resources do.
-func actionProgress(ctx context.Context, resp *action.InvokeResponse, task string, vmid int) pve.ProgressFunc {
-	log := taskLogger(ctx, task, vmid)
+// prints it as it happens); the client has logged it already.
+func actionProgress(resp *action.InvokeResponse) pve.ProgressFunc {
 	return func(line string) {
 		line = strings.TrimRight(line, "\r\n")
-		log(line)
 		if resp.SendProgress != nil && line != "" {
 			resp.SendProgress(action.InvokeProgressEvent{Message: line})
 		}

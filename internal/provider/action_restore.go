@@ -213,7 +213,7 @@ func (a *restoreAction) Invoke(ctx context.Context, req action.InvokeRequest, re
 		opts.Start = &start
 	}
 
-	progress := actionProgress(ctx, resp, "restore", opts.VMID)
+	progress := actionProgress(resp)
 	progress(fmt.Sprintf("restoring %s onto guest %d", opts.Backup, opts.VMID))
 	tflog.Info(ctx, "action: starting restore", map[string]any{"vmid": opts.VMID, "backup": opts.Backup, "node": opts.Node})
 	res, err := a.data.client.Restore(ctx, opts, progress)

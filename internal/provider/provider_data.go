@@ -1,11 +1,9 @@
 package provider
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pve"
 )
@@ -28,12 +26,4 @@ func configureData(in any, out **providerData) (diags diag.Diagnostics) {
 	}
 	*out = d
 	return nil
-}
-
-// taskLogger forwards task log lines to Terraform's log, so TF_LOG=INFO shows
-// vzdump's progress as it happens.
-func taskLogger(ctx context.Context, task string, vmid int) pve.ProgressFunc {
-	ctx = tflog.SetField(ctx, "task", task)
-	ctx = tflog.SetField(ctx, "vmid", vmid)
-	return func(line string) { tflog.Info(ctx, line) }
 }

@@ -194,6 +194,12 @@ func TestAccProvider_secretsNeverLogged(t *testing.T) {
 	// vzdump's start names the node it found even when the configuration leaves it out.
 	wantLine("[INFO]", "starting vzdump", "node=pve1", "storage=local", "vmid=100")
 	wantLine("[INFO]", "vzdump finished", "node=pve1", `upid="UPID:pve1:`, "volid=local:backup/vzdump-lxc-100-")
+	// Each task-log line is logged once, at INFO, with the task that wrote it,
+	// so that parallel backups can be told apart.
+	wantLine("[INFO]", "creating vzdump archive", "node=pve1", "task=vzdump", "vmid=100", `upid="UPID:pve1:`)
+	if n := strings.Count(log, "creating vzdump archive"); n != 1 {
+		t.Errorf("the task-log line 'creating vzdump archive' is logged %d times, want once", n)
+	}
 }
 
 // newTF114 drives Terraform 1.14 (actions, terraform query) against the

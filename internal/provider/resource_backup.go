@@ -313,7 +313,7 @@ func (r *backupResource) takeBackup(ctx context.Context, plan *backupModel, diag
 	if diags.HasError() {
 		return nil
 	}
-	result, err := r.data.client.CreateBackup(ctx, opts, taskLogger(ctx, "vzdump", opts.VMID))
+	result, err := r.data.client.CreateBackup(ctx, opts, nil)
 	var ie *pve.InterruptedError
 	switch {
 	case result != nil && errors.As(err, &ie):
@@ -457,7 +457,7 @@ func (r *backupResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 
 	volid := state.ID.ValueString()
-	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, taskLogger(ctx, "imgdel", int(state.VMID.ValueInt64())))
+	err := r.data.client.DeleteBackup(ctx, state.Node.ValueString(), volid, nil)
 	if pve.IsProtected(err) {
 		// err already says that the backup is protected and what to do, once;
 		// only PVE's own answer (when there was one) is worth adding.

@@ -259,7 +259,7 @@ func (r *backupPruneResource) apply(ctx context.Context, plan *backupPruneModel,
 	switch {
 	case run && len(planned) > 0:
 		tflog.Info(ctx, "pruning", map[string]any{"storage": opts.Storage, "deletions": planned})
-		deleted, err := c.PruneExactly(ctx, opts, planned, held, taskLogger(ctx, "prune", opts.VMID))
+		deleted, err := c.PruneExactly(ctx, opts, planned, held, nil)
 		if err != nil {
 			return []string{err.Error()}
 		}

@@ -171,7 +171,7 @@ func (r *backupResource) deleteOwnedBackup(ctx context.Context, b supersededBack
 		}
 	}
 	tflog.Info(ctx, "deleting the backup a rotation replaced", map[string]any{"volid": b.VolID})
-	return c.DeleteBackup(ctx, cur.Node, b.VolID, taskLogger(ctx, "imgdel", cur.VMID))
+	return c.DeleteBackup(ctx, cur.Node, b.VolID, nil)
 }
 
 // deleteSuperseded deletes the archives earlier rotations left and returns

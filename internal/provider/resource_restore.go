@@ -372,7 +372,7 @@ func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest
 	defer cancel()
 
 	tflog.Info(ctx, "starting restore", map[string]any{"vmid": opts.VMID, "backup": opts.Backup, "node": opts.Node})
-	res, err := r.data.client.Restore(ctx, opts, taskLogger(ctx, "restore", opts.VMID))
+	res, err := r.data.client.Restore(ctx, opts, nil)
 	if err != nil {
 		var re *pve.RestoreError
 		if errors.As(err, &re) {

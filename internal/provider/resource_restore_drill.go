@@ -303,7 +303,7 @@ func (r *restoreDrillResource) Create(ctx context.Context, req resource.CreateRe
 		Deadline:       time.Now().Add(timeout + drillCleanupGrace),
 	}
 	tflog.Info(ctx, "starting restore drill", map[string]any{"backup": opts.Backup, "vmid": opts.VMID, "node": opts.Node})
-	res, err := r.data.client.Drill(ctx, opts, taskLogger(ctx, "restore drill", opts.VMID))
+	res, err := r.data.client.Drill(ctx, opts, nil)
 	var cleanupErr *pve.DrillCleanupError
 	switch {
 	case err == nil:
@@ -425,7 +425,7 @@ func (r *restoreDrillResource) Delete(ctx context.Context, req resource.DeleteRe
 		tflog.Info(ctx, "vmid of the drill is now another guest; left alone", map[string]any{"vmid": vmid})
 		return
 	}
-	if err := r.data.client.DestroyDrillScratch(ctx, vmid, taskLogger(ctx, "restore drill cleanup", vmid)); err != nil {
+	if err := r.data.client.DestroyDrillScratch(ctx, vmid, nil); err != nil {
 		resp.Diagnostics.AddError("Could not destroy the drill's scratch guest", fmt.Sprintf("guest %d: %s", vmid, err))
 	}
 }

@@ -28,7 +28,11 @@ func NewServer(version string) func() tfprotov6.ProviderServer {
 		p := &proxmoxappProvider{version: version}
 		// The framework's server answers actions and list resources too; the
 		// wrapper must expose them, or Terraform 1.14 finds them missing.
-		return &server{frameworkServer: providerserver.NewProtocol6(p)().(frameworkServer), p: p}
+		fs, ok := providerserver.NewProtocol6(p)().(frameworkServer)
+		if !ok {
+			panic("the framework's server does not answer actions and list resources")
+		}
+		return &server{frameworkServer: fs, p: p}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"net/url"
 	"regexp"
 	"sort"
@@ -135,11 +136,14 @@ type drillRun struct {
 	created  bool // the restore request was accepted: there may be a guest to destroy
 	// forbidden is the first permission error: the drill could not run.
 	forbidden error
+	ctx       context.Context // for the step messages' log lines
 }
 
 func (d *drillRun) say(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	tflog.Info(d.ctx, msg, map[string]any{"vmid": d.res.VMID, "node": d.res.Node, "step": "restore drill"})
 	if d.progress != nil {
-		d.progress(fmt.Sprintf(format, args...))
+		d.progress(msg)
 	}
 }
 
@@ -167,7 +171,7 @@ func (c *Client) Drill(ctx context.Context, o DrillOptions, progress ProgressFun
 	if o.Deadline.IsZero() {
 		o.Deadline = time.Now().Add(2 * time.Hour)
 	}
-	d := &drillRun{c: c, o: o, progress: progress, res: &DrillResult{StartedAt: time.Now().UTC(), Passed: true}}
+	d := &drillRun{c: c, o: o, progress: progress, ctx: ctx, res: &DrillResult{StartedAt: time.Now().UTC(), Passed: true}}
 	bn, err := ParseBackupVolID(o.Backup)
 	if err != nil {
 		return nil, &DrillRefusedError{msg: err.Error()}
@@ -528,8 +532,10 @@ func (c *Client) removeDrillLeftovers(ctx context.Context, scratchVMID int, prog
 		if !expired && vmid != scratchVMID {
 			continue // perhaps another drill running right now
 		}
+		msg := fmt.Sprintf("destroying scratch guest %d left behind by an earlier drill", vmid)
+		tflog.Info(ctx, msg, map[string]any{"vmid": vmid, "node": g.Node})
 		if progress != nil {
-			progress(fmt.Sprintf("destroying scratch guest %d left behind by an earlier drill", vmid))
+			progress(msg)
 		}
 		if err := c.destroyScratch(ctx, g.Node, vmid, g.Type, progress); err != nil {
 			return removed, &DrillCleanupError{VMID: vmid, Node: g.Node, Err: err}

@@ -3,6 +3,7 @@ package pve
 import (
 	"context"
 	"fmt"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"net/url"
 	"sort"
 	"strconv"
@@ -263,8 +264,10 @@ func (c *Client) PruneExactly(ctx context.Context, o PruneOptions, planned []str
 		return planned, nil
 	}
 	for _, v := range todo {
+		msg := fmt.Sprintf("removing backup '%s'", v)
+		tflog.Info(ctx, msg, map[string]any{"storage": o.Storage, "node": o.Node})
 		if progress != nil {
-			progress(fmt.Sprintf("removing backup '%s'", v))
+			progress(msg)
 		}
 		if err := c.DeleteBackup(ctx, o.Node, v, progress); err != nil {
 			return nil, err

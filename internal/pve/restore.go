@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"regexp"
 	"strings"
 	"time"
@@ -26,7 +27,7 @@ const (
 // *RestoreError naming the step, the state the guest was left in and the
 // safety backup.
 func (c *Client) Restore(ctx context.Context, opts RestoreOptions, progress ProgressFunc) (*RestoreResult, error) {
-	r := &restoreRun{c: c, opts: opts, progress: progress}
+	r := &restoreRun{c: c, opts: opts, progress: progress, ctx: ctx}
 	return r.run(ctx)
 }
 
@@ -40,7 +41,8 @@ type restoreRun struct {
 	guestType string
 	existed   bool
 	safety    string
-	res       *RestoreResult // what is known so far
+	res       *RestoreResult  // what is known so far
+	ctx       context.Context // for the step messages' log lines
 }
 
 func (r *restoreRun) fail(ctx context.Context, step string, err error) (*RestoreResult, error) {
@@ -78,8 +80,10 @@ func (r *restoreRun) fail(ctx context.Context, step string, err error) (*Restore
 }
 
 func (r *restoreRun) say(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	tflog.Info(r.ctx, msg, map[string]any{"vmid": r.opts.VMID, "node": r.node, "step": "restore"})
 	if r.progress != nil {
-		r.progress(fmt.Sprintf(format, args...))
+		r.progress(msg)
 	}
 }
 

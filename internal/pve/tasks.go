@@ -27,6 +27,16 @@ type UPID struct {
 
 var reUPID = regexp.MustCompile(`^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$`)
 
+// logFields name a task in log lines: its UPID, node and type, and the
+// guest it works on.
+func (u UPID) logFields() map[string]any {
+	f := map[string]any{"upid": u.Raw, "node": u.Node, "task": u.Type}
+	if vmid, err := strconv.Atoi(u.ID); err == nil {
+		f["vmid"] = vmid
+	}
+	return f
+}
+
 // ParseUPID decodes "UPID:node:pid:pstart:starttime:type:id:user:".
 func ParseUPID(s string) (UPID, error) {
 	m := reUPID.FindStringSubmatch(strings.TrimSpace(s))
@@ -231,6 +241,7 @@ func (w *taskWatch) readLog(ctx context.Context) error {
 			w.seen = n
 			got++
 			w.lines = append(w.lines, l.T)
+			tflog.Info(ctx, l.T, w.upid.logFields())
 			if w.progress != nil {
 				w.progress(l.T)
 			}

@@ -126,5 +126,8 @@ type RestoreResult struct {
 	resumedFrom string // the safety backup of an earlier attempt, "" when none
 }
 
-// ProgressFunc receives task log lines as they are read.
+// ProgressFunc receives what an operation reports as it goes: its steps and
+// the log lines of the tasks it waits for, as they are read. The client has
+// already logged each of them once (INFO, with the task's upid, node, type
+// and vmid), so a ProgressFunc only passes them on, e.g. to action progress.
 type ProgressFunc func(line string)
