@@ -268,43 +268,48 @@ func backupsStateValue(ctx context.Context, typ tftypes.Type, cfg backupsDataSou
 	return tftypes.NewValue(obj, attrs), nil
 }
 
-// backupEntryValue is one backup as a Terraform object value.
-func backupEntryValue(typ tftypes.Type, b *pve.Backup) tftypes.Value {
-	return tftypes.NewValue(typ, map[string]tftypes.Value{
-		"volid":        tftypes.NewValue(tftypes.String, b.VolID),
-		"node":         tftypes.NewValue(tftypes.String, b.Node),
-		"storage":      tftypes.NewValue(tftypes.String, b.Storage),
-		"vmid":         tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(int64(b.VMID))),
-		"guest_type":   tftypes.NewValue(tftypes.String, b.GuestType),
-		"filename":     tftypes.NewValue(tftypes.String, b.Filename),
-		"format":       tftypes.NewValue(tftypes.String, b.Format),
-		"size":         tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(b.Size)),
-		"created_at":   tftypes.NewValue(tftypes.String, b.CreatedAt.UTC().Format(time.RFC3339)),
-		"notes":        tftypes.NewValue(tftypes.String, b.Notes),
-		"protected":    tftypes.NewValue(tftypes.Bool, b.Protected),
-		"verification": tftypes.NewValue(tftypes.String, b.Verification),
-		"encrypted":    tftypes.NewValue(tftypes.Bool, b.Encrypted),
-	})
+// backupEntryField is one attribute of a backup entry: a string, an int64 or
+// a bool value.
+type backupEntryField struct {
+	name  string
+	value any
 }
 
-// newBackupEntry is the model form of one backup; the test that checks
-// backupsStateValue against State.Set builds the expected value from it.
-func newBackupEntry(b *pve.Backup) backupEntryModel {
-	return backupEntryModel{
-		VolID:        types.StringValue(b.VolID),
-		Node:         types.StringValue(b.Node),
-		Storage:      types.StringValue(b.Storage),
-		VMID:         types.Int64Value(int64(b.VMID)),
-		GuestType:    types.StringValue(b.GuestType),
-		Filename:     types.StringValue(b.Filename),
-		Format:       types.StringValue(b.Format),
-		Size:         types.Int64Value(b.Size),
-		CreatedAt:    types.StringValue(b.CreatedAt.UTC().Format(time.RFC3339)),
-		Notes:        types.StringValue(b.Notes),
-		Protected:    types.BoolValue(b.Protected),
-		Verification: types.StringValue(b.Verification),
-		Encrypted:    types.BoolValue(b.Encrypted),
+// backupEntryFields is the one mapping of a backup to the data source's entry
+// attributes, for both ways the entries are written (tftypes values, and the
+// direct wire encoding in server.go).
+func backupEntryFields(b *pve.Backup) []backupEntryField {
+	return []backupEntryField{
+		{"volid", b.VolID},
+		{"node", b.Node},
+		{"storage", b.Storage},
+		{"vmid", int64(b.VMID)},
+		{"guest_type", b.GuestType},
+		{"filename", b.Filename},
+		{"format", b.Format},
+		{"size", b.Size},
+		{"created_at", b.CreatedAt.UTC().Format(time.RFC3339)},
+		{"notes", b.Notes},
+		{"protected", b.Protected},
+		{"verification", b.Verification},
+		{"encrypted", b.Encrypted},
 	}
+}
+
+// backupEntryValue is one backup as a Terraform object value.
+func backupEntryValue(typ tftypes.Type, b *pve.Backup) tftypes.Value {
+	attrs := map[string]tftypes.Value{}
+	for _, f := range backupEntryFields(b) {
+		switch v := f.value.(type) {
+		case string:
+			attrs[f.name] = tftypes.NewValue(tftypes.String, v)
+		case int64:
+			attrs[f.name] = tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(v))
+		case bool:
+			attrs[f.name] = tftypes.NewValue(tftypes.Bool, v)
+		}
+	}
+	return tftypes.NewValue(typ, attrs)
 }
 
 func orStar(s string) string {

@@ -98,3 +98,24 @@ func TestBackupsDirectMatchesFramework(t *testing.T) {
 		}
 	}
 }
+
+// newBackupEntry is the model form of one backup, mapped independently of
+// backupEntryFields: the expected value is built from it through the
+// framework's own State.Set.
+func newBackupEntry(b *pve.Backup) backupEntryModel {
+	return backupEntryModel{
+		VolID:        types.StringValue(b.VolID),
+		Node:         types.StringValue(b.Node),
+		Storage:      types.StringValue(b.Storage),
+		VMID:         types.Int64Value(int64(b.VMID)),
+		GuestType:    types.StringValue(b.GuestType),
+		Filename:     types.StringValue(b.Filename),
+		Format:       types.StringValue(b.Format),
+		Size:         types.Int64Value(b.Size),
+		CreatedAt:    types.StringValue(b.CreatedAt.UTC().Format(time.RFC3339)),
+		Notes:        types.StringValue(b.Notes),
+		Protected:    types.BoolValue(b.Protected),
+		Verification: types.StringValue(b.Verification),
+		Encrypted:    types.BoolValue(b.Encrypted),
+	}
+}

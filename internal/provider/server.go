@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/big"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
@@ -154,33 +153,19 @@ func encodeBackupsState(opts pve.ListOptions, list []pve.Backup) []byte {
 type msgpackWriter struct{ b []byte }
 
 func (w *msgpackWriter) backup(b *pve.Backup) {
-	w.mapHeader(13)
-	w.str("volid")
-	w.str(b.VolID)
-	w.str("node")
-	w.str(b.Node)
-	w.str("storage")
-	w.str(b.Storage)
-	w.str("vmid")
-	w.int(int64(b.VMID))
-	w.str("guest_type")
-	w.str(b.GuestType)
-	w.str("filename")
-	w.str(b.Filename)
-	w.str("format")
-	w.str(b.Format)
-	w.str("size")
-	w.int(b.Size)
-	w.str("created_at")
-	w.str(b.CreatedAt.UTC().Format(time.RFC3339))
-	w.str("notes")
-	w.str(b.Notes)
-	w.str("protected")
-	w.bool(b.Protected)
-	w.str("verification")
-	w.str(b.Verification)
-	w.str("encrypted")
-	w.bool(b.Encrypted)
+	fields := backupEntryFields(b)
+	w.mapHeader(len(fields))
+	for _, f := range fields {
+		w.str(f.name)
+		switch v := f.value.(type) {
+		case string:
+			w.str(v)
+		case int64:
+			w.int(v)
+		case bool:
+			w.bool(v)
+		}
+	}
 }
 
 func (w *msgpackWriter) nil() { w.b = append(w.b, 0xc0) }
