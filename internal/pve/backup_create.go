@@ -66,7 +66,7 @@ func (c *Client) prepareBackup(ctx context.Context, opts BackupOptions) (*backup
 	if opts.VMID <= 0 {
 		return nil, fmt.Errorf("backup: invalid vmid %d", opts.VMID)
 	}
-	g, err := c.FindGuest(ctx, opts.VMID)
+	g, err := c.locateGuest(ctx, opts.VMID)
 	if err != nil {
 		return nil, fmt.Errorf("backup of guest %d: %w", opts.VMID, err)
 	}

@@ -55,6 +55,8 @@ type Client struct {
 	watchers nodeWatchers
 	// listings: storage listings shared by the refreshes of one run
 	listings listingCache
+	// lookups: where guests are and what storages nodes have, shared briefly
+	lookups lookupCache
 }
 
 const (
@@ -166,6 +168,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 func (c *Client) post(ctx context.Context, path string, body map[string]any, out any) error {
 	c.listings.invalidate()
 	defer c.listings.invalidate()
+	if movesGuests(path) {
+		defer c.lookups.forget()
+	}
 	return c.call(ctx, http.MethodPost, path, nil, body, out)
 }
 
@@ -179,7 +184,17 @@ func (c *Client) put(ctx context.Context, path string, body map[string]any, out 
 func (c *Client) del(ctx context.Context, path string, q url.Values, out any) error {
 	c.listings.invalidate()
 	defer c.listings.invalidate()
+	if movesGuests(path) {
+		defer c.lookups.forget()
+	}
 	return c.call(ctx, http.MethodDelete, path, q, nil, out)
+}
+
+// movesGuests: a write that creates, restores or removes a guest changes the
+// cluster's layout (POST /nodes/{n}/{lxc|qemu}, DELETE …/{lxc|qemu}/{vmid}).
+func movesGuests(path string) bool {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	return len(parts) >= 3 && parts[0] == "nodes" && (parts[2] == "lxc" || parts[2] == "qemu") && len(parts) <= 4
 }
 
 // call adds authentication, ticket renewal and retries of safe GETs.

@@ -26,11 +26,22 @@ type clusterResource struct {
 // FindGuest looks the vmid up in GET /cluster/resources?type=vm. A vmid that
 // does not exist gives an error for which IsNotFound is true.
 func (c *Client) FindGuest(ctx context.Context, vmid int) (*Guest, error) {
+	return c.findGuest(ctx, vmid, c.get)
+}
+
+// locateGuest is FindGuest from an answer shared for a few seconds: for the
+// node and type of a guest about to be backed up (plan checks, vzdump), not
+// for its status or whether a vmid is free.
+func (c *Client) locateGuest(ctx context.Context, vmid int) (*Guest, error) {
+	return c.findGuest(ctx, vmid, c.getShared)
+}
+
+func (c *Client) findGuest(ctx context.Context, vmid int, get func(context.Context, string, url.Values, any) error) (*Guest, error) {
 	if vmid <= 0 {
 		return nil, fmt.Errorf("invalid vmid %d", vmid)
 	}
 	var res []clusterResource
-	if err := c.get(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &res); err != nil {
+	if err := get(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &res); err != nil {
 		return nil, fmt.Errorf("looking up guest %d in the cluster: %w", vmid, err)
 	}
 	for _, r := range res {
@@ -187,6 +198,18 @@ func (s storageEntry) has(content string) bool {
 		}
 	}
 	return false
+}
+
+// storageConfigOf lists a node's storages (GET /nodes/{node}/storage) from
+// an answer shared for a few seconds: which storages exist, their content
+// types and whether they are enabled, not whether they are active now.
+func (c *Client) storageConfigOf(ctx context.Context, node string) ([]storageEntry, error) {
+	var st []storageEntry
+	if err := c.getShared(ctx, segPath("nodes", node, "storage"), url.Values{}, &st); err != nil {
+		return nil, fmt.Errorf("listing the storages of node %s: %w", node, err)
+	}
+	sort.Slice(st, func(i, j int) bool { return st[i].Storage < st[j].Storage })
+	return st, nil
 }
 
 // nodeStorages lists GET /nodes/{node}/storage?content=X.

@@ -177,7 +177,7 @@ func (c *Client) CheckAccess(ctx context.Context) (string, error) {
 // cluster, or a guest on another node than node (when node is not ""), is a
 // *PreflightError.
 func (c *Client) CheckGuest(ctx context.Context, vmid int, node string) (*Guest, error) {
-	g, err := c.FindGuest(ctx, vmid)
+	g, err := c.locateGuest(ctx, vmid)
 	if IsNotFound(err) {
 		return nil, &PreflightError{Field: "vmid", Summary: "Guest not found",
 			Detail: fmt.Sprintf("guest %d does not exist in the cluster (or the credentials lack VM.Audit on /vms/%d): "+
@@ -207,7 +207,7 @@ var contentNames = map[string]string{
 // *PreflightError naming the storages of the node that would do; a node that
 // cannot be asked gives a plain error.
 func (c *Client) CheckStorage(ctx context.Context, node, storage, content, field string) error {
-	all, err := c.nodeStorages(ctx, node, "")
+	all, err := c.storageConfigOf(ctx, node)
 	if err != nil {
 		return err
 	}
