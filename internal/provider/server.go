@@ -54,14 +54,14 @@ type server struct {
 
 func (s *server) ReadDataSource(ctx context.Context, req *tfprotov6.ReadDataSourceRequest) (*tfprotov6.ReadDataSourceResponse, error) {
 	if req.TypeName != backupsTypeName {
-		return s.frameworkServer.ReadDataSource(ctx, req)
+		return callReleasing(ctx, req, s.frameworkServer.ReadDataSource)
 	}
 	data := s.p.configured.Load()
 	typ := s.backupsObjectType(ctx)
 	opts, ok := directListOptions(req, typ)
 	if data == nil || !ok {
 		// not configured, or a configuration the framework should judge
-		return s.frameworkServer.ReadDataSource(ctx, req)
+		return callReleasing(ctx, req, s.frameworkServer.ReadDataSource)
 	}
 	list, failure := listForDataSource(ctx, data.client, opts)
 	if failure != nil {
