@@ -50,6 +50,9 @@ type server struct {
 
 	typeOnce    sync.Once
 	backupsType tftypes.Object
+
+	backupTypesOnce sync.Once
+	backupTypes     backupTypes
 }
 
 func (s *server) ReadDataSource(ctx context.Context, req *tfprotov6.ReadDataSourceRequest) (*tfprotov6.ReadDataSourceResponse, error) {

@@ -77,7 +77,8 @@ func callReleasing[Req, Resp any](ctx context.Context, req Req, call func(contex
 	return call(rc, req)
 }
 
-// The calls made once per resource or data source instance. The others are
+// The calls made once per resource or data source instance (ReadResource and
+// ReadDataSource, which have fast paths, call callReleasing themselves). The others are
 // made a few times per run (schema, configure) or stream after they return
 // (actions, list resources), and reach the framework unchanged.
 
@@ -91,10 +92,6 @@ func (s *server) UpgradeResourceState(ctx context.Context, req *tfprotov6.Upgrad
 
 func (s *server) UpgradeResourceIdentity(ctx context.Context, req *tfprotov6.UpgradeResourceIdentityRequest) (*tfprotov6.UpgradeResourceIdentityResponse, error) {
 	return callReleasing(ctx, req, s.frameworkServer.UpgradeResourceIdentity)
-}
-
-func (s *server) ReadResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) (*tfprotov6.ReadResourceResponse, error) {
-	return callReleasing(ctx, req, s.frameworkServer.ReadResource)
 }
 
 func (s *server) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) (*tfprotov6.PlanResourceChangeResponse, error) {

@@ -102,12 +102,30 @@ func (c *Client) RefreshBackup(ctx context.Context, node, volid string) (*Backup
 	if perr == nil {
 		vmid = bn.VMID
 	}
-	byVol, err := c.sharedListing(ctx, node, storage)
+	b, listed, err := c.ListedBackup(ctx, node, volid)
 	if err != nil {
 		return nil, fmt.Errorf("reading backup %s: %w", volid, err)
 	}
-	if b, ok := byVol[volid]; ok {
-		return &b, nil
+	if listed {
+		return b, nil
 	}
 	return c.getUnlistedBackup(ctx, node, storage, volid, vmid)
+}
+
+// ListedBackup looks volid up in the shared listing of its storage on node
+// and nowhere else: listed is false when the listing does not show it (hidden
+// from these credentials, or gone), which RefreshBackup then asks PVE about.
+func (c *Client) ListedBackup(ctx context.Context, node, volid string) (b *Backup, listed bool, err error) {
+	storage, _, err := ParseVolID(volid)
+	if err != nil {
+		return nil, false, err
+	}
+	byVol, err := c.sharedListing(ctx, node, storage)
+	if err != nil {
+		return nil, false, err
+	}
+	if found, ok := byVol[volid]; ok {
+		return &found, true, nil
+	}
+	return nil, false, nil
 }
