@@ -357,12 +357,18 @@ func (s *Sim) clusterStorageEntries(a *authInfo, nodes []*node) []map[string]any
 	ids := append([]string(nil), s.storageOrder...)
 	s.mu.Unlock()
 	var out []map[string]any
-	for _, nd := range nodes {
-		for _, id := range ids {
-			s.mu.Lock()
-			st := s.storages[id]
-			s.mu.Unlock()
-			if !st.onNode(nd.name) || s.checkAny(a, "/storage/"+id, "Datastore.Audit", "Datastore.AllocateSpace") != nil {
+	// PVE walks the storages the caller may audit (Datastore.Audit only, not
+	// AllocateSpace as the node's storage index accepts) and, for each, the
+	// nodes it is enabled on: a disabled storage is not listed.
+	for _, id := range ids {
+		s.mu.Lock()
+		st := s.storages[id]
+		s.mu.Unlock()
+		if st.cfg.Disabled || !s.can(a, "/storage/"+id, "Datastore.Audit") {
+			continue
+		}
+		for _, nd := range nodes {
+			if !st.onNode(nd.name) {
 				continue
 			}
 			e := map[string]any{"id": "storage/" + nd.name + "/" + id, "type": "storage", "storage": id, "node": nd.name,

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -427,5 +428,43 @@ func TestStorageIndex(t *testing.T) {
 	r = call(t, s, "GET", "/nodes/pve1/storage?storage=zzz", s.APIToken(), nil)
 	if errs, _ := r.json(t)["errors"].(map[string]any); errs["storage"] != "No such storage." {
 		t.Fatalf("no such: %s", r.body)
+	}
+}
+
+// GET /cluster/resources lists a storage once per node it is enabled on, to
+// callers with Datastore.Audit on it; AllocateSpace alone (enough for the
+// node's storage index and for writing backups) does not show it.
+func TestClusterResourcesStorages(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Storages = append(cfg.Storages,
+		StorageConfig{ID: "offsite", Type: "dir", Content: []string{"backup"}, Disabled: true},
+		StorageConfig{ID: "fast", Type: "dir", Content: []string{"backup", "images"}, Nodes: []string{"pve2"}})
+	cfg.Users = append(cfg.Users, UserConfig{ID: "writer@pve",
+		ACL:    []ACLEntry{{Path: "/storage/local", Privs: []string{"Datastore.AllocateSpace"}}, {Path: "/storage/nas", Privs: []string{"Datastore.Audit"}}},
+		Tokens: []TokenConfig{{ID: "wr", Secret: "0b8b5f2c-3333-4c4c-9d9d-000000000001"}}})
+	s := startSim(t, func(o *Options) { o.Config = cfg })
+	ids := func(token string) []string {
+		r := call(t, s, "GET", "/cluster/resources?type=storage", token, nil)
+		var out []string
+		for _, e := range r.data(t).([]any) {
+			m := e.(map[string]any)
+			out = append(out, fmt.Sprintf("%v %v", m["id"], m["content"]))
+		}
+		return out
+	}
+	want := []string{"storage/pve1/local backup,iso,vztmpl", "storage/pve2/local backup,iso,vztmpl",
+		"storage/pve1/local-lvm rootdir,images", "storage/pve2/local-lvm rootdir,images",
+		"storage/pve1/nas backup", "storage/pve2/nas backup", "storage/pve1/pbs backup", "storage/pve2/pbs backup",
+		"storage/pve2/fast backup,images"}
+	if got := ids(s.APIToken()); !reflect.DeepEqual(got, want) {
+		t.Errorf("root sees\n%v\nwant\n%v", got, want)
+	}
+	if got := ids("writer@pve!wr=0b8b5f2c-3333-4c4c-9d9d-000000000001"); !reflect.DeepEqual(got, []string{"storage/pve1/nas backup", "storage/pve2/nas backup"}) {
+		t.Errorf("a token with AllocateSpace on local and Audit on nas sees %v", got)
+	}
+	r := call(t, s, "GET", "/nodes/pve1/storage", "writer@pve!wr=0b8b5f2c-3333-4c4c-9d9d-000000000001", nil)
+	if l := r.data(t).([]any); len(l) != 2 {
+		t.Errorf("the node's storage index shows the token %d storages, want local and nas: %s", len(l), r.body)
 	}
 }
