@@ -81,7 +81,7 @@ func TestAccPlanCheck_credentials(t *testing.T) {
 				Config:   simProvider(env, ep, `  api_token = "root@pam!terraform=`+wrongSecret+`"`) + planCheckBackup,
 				PlanOnly: true,
 				ExpectError: wantDiag("Proxmox VE authentication failed",
-					"connecting to "+api+" as API token root@pam!terraform failed: reading the PVE version: GET /version: "+
+					"connecting to "+api+" as API token root@pam!terraform failed: GET /cluster/resources: "+
 						"HTTP 401 Authentication failed!\nCheck the token: api_token (PROXMOX_VE_API_TOKEN) must be "+
 						"USER@REALM!TOKENID=SECRET with the secret PVE showed when the token was created (it is shown only "+
 						"once; create a new token if it is lost), and neither the user nor the token may be expired or "+
@@ -99,8 +99,8 @@ func TestAccPlanCheck_credentials(t *testing.T) {
 				Config:   simProvider(env, "https://127.0.0.1:1/", fmt.Sprintf("  api_token = %q", env.Sim.APIToken())) + planCheckBackup,
 				PlanOnly: true,
 				ExpectError: wantDiag("Cannot connect to Proxmox VE",
-					"connecting to https://127.0.0.1:1/api2/json as API token root@pam!terraform failed: reading the PVE "+
-						"version: GET /version: dial tcp 127.0.0.1:1: connect: connection refused\nCheck that endpoint "+
+					"connecting to https://127.0.0.1:1/api2/json as API token root@pam!terraform failed: GET /cluster/resources: "+
+						"dial tcp 127.0.0.1:1: connect: connection refused\nCheck that endpoint "+
 						"(PROXMOX_VE_ENDPOINT) names a reachable node and port (8006 unless a proxy says otherwise), and "+
 						"that no firewall or proxy is in the way."),
 			},
@@ -109,7 +109,7 @@ func TestAccPlanCheck_credentials(t *testing.T) {
 				PlanOnly: true,
 				ExpectError: wantDiag("Proxmox VE endpoint does not answer as the API",
 					"connecting to "+strings.Replace(api, "https://", "http://", 1)+" as API token root@pam!terraform "+
-						"failed: reading the PVE version: GET /version: HTTP 400 Bad Request\nThe endpoint uses http://, but "+
+						"failed: GET /cluster/resources: HTTP 400 Bad Request\nThe endpoint uses http://, but "+
 						"Proxmox VE serves its API over HTTPS only: use https://HOST:8006/."),
 			},
 			{

@@ -164,12 +164,11 @@ func (p *proxmoxappProvider) Configure(ctx context.Context, req provider.Configu
 	// One request proves reachability, TLS trust and credentials, so that a
 	// wrong token fails `terraform plan` instead of the apply: a password
 	// login does it inside NewClient (POST /access/ticket), a token with
-	// GET /version.
+	// GET /cluster/resources, whose answer the plan checks then use.
 	client, err := pve.NewClient(ctx, pcfg)
 	if err == nil && pcfg.APIToken != "" {
-		var version string
-		if version, err = client.CheckAccess(ctx); err == nil {
-			tflog.Debug(ctx, "Proxmox VE reachable", map[string]any{"pve_version": version})
+		if err = client.CheckAccess(ctx); err == nil {
+			tflog.Debug(ctx, "Proxmox VE reachable")
 		}
 	}
 	if err != nil {

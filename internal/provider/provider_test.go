@@ -188,7 +188,7 @@ func TestAccProvider_secretsNeverLogged(t *testing.T) {
 		}
 		t.Errorf("no log line has all of %q", parts)
 	}
-	wantLine("[DEBUG]", "PVE request", "method=GET", "path=/version", "status=200", "duration_ms=")
+	wantLine("[DEBUG]", "PVE request", "method=GET", "path=/cluster/resources", "status=200", "duration_ms=")
 	wantLine("[DEBUG]", "PVE request", "method=POST", "path=/access/ticket", "status=200", "duration_ms=")
 	wantLine("[DEBUG]", "PVE request", "method=POST", "path=/nodes/pve1/vzdump", "status=200", "duration_ms=")
 	// vzdump's start names the node it found even when the configuration leaves it out.

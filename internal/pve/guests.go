@@ -14,13 +14,40 @@ import (
 )
 
 type clusterResource struct {
-	ID     string              `json:"id"`
-	Type   string              `json:"type"`
-	VMID   proxmox.StringOrInt `json:"vmid"`
-	Node   string              `json:"node"`
-	Name   string              `json:"name"`
-	Status string              `json:"status"`
-	Lock   string              `json:"lock"`
+	ID      string              `json:"id"`
+	Type    string              `json:"type"`
+	VMID    proxmox.StringOrInt `json:"vmid"`
+	Node    string              `json:"node"`
+	Name    string              `json:"name"`
+	Status  string              `json:"status"`
+	Lock    string              `json:"lock"`
+	Storage string              `json:"storage"`
+	Content string              `json:"content"`
+}
+
+// clusterLayout is GET /cluster/resources (every type) from the answer shared
+// for a few seconds: where guests are and which storages each node has
+// enabled, for plan checks and the backups that follow them; never a guest's
+// status or lock.
+func (c *Client) clusterLayout(ctx context.Context) (clusterResources, error) {
+	var res clusterResources
+	if err := c.getShared(ctx, "/cluster/resources", url.Values{}, &res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+type clusterResources []clusterResource
+
+// storageHolds reports whether the layout shows storage enabled on node with
+// content among its content types.
+func (rs clusterResources) storageHolds(node, storage, content string) bool {
+	for _, r := range rs {
+		if r.Type == "storage" && r.Node == node && r.Storage == storage {
+			return storageEntry{Content: r.Content}.has(content)
+		}
+	}
+	return false
 }
 
 // FindGuest looks the vmid up in GET /cluster/resources?type=vm. A vmid that
@@ -29,11 +56,18 @@ func (c *Client) FindGuest(ctx context.Context, vmid int) (*Guest, error) {
 	return c.findGuest(ctx, vmid, c.get)
 }
 
-// locateGuest is FindGuest from an answer shared for a few seconds: for the
+// locateGuest is FindGuest from the shared layout (clusterLayout): for the
 // node and type of a guest about to be backed up (plan checks, vzdump), not
 // for its status or whether a vmid is free.
 func (c *Client) locateGuest(ctx context.Context, vmid int) (*Guest, error) {
-	return c.findGuest(ctx, vmid, c.getShared)
+	return c.findGuest(ctx, vmid, func(ctx context.Context, _ string, _ url.Values, out any) error {
+		layout, err := c.clusterLayout(ctx)
+		if err != nil {
+			return err
+		}
+		*(out.(*[]clusterResource)) = layout
+		return nil
+	})
 }
 
 func (c *Client) findGuest(ctx context.Context, vmid int, get func(context.Context, string, url.Values, any) error) (*Guest, error) {

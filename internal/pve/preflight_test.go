@@ -1,6 +1,8 @@
 package pve
 
 import (
+	"github.com/proxmoxapp/terraform-provider-proxmoxapp/internal/pvesim"
+
 	"context"
 	"errors"
 	"strings"
@@ -55,14 +57,25 @@ func TestCheckAccess(t *testing.T) {
 	t.Parallel()
 	sim, c := startSim(t)
 	ctx := testCtx(t)
-	if v, err := c.CheckAccess(ctx); err != nil || v == "" {
-		t.Fatalf("version %q, %v", v, err)
+	sim.Observe(true)
+	if err := c.CheckAccess(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// its answer serves the plan checks of the run
+	if g, err := c.CheckGuest(ctx, 100, ""); err != nil || g.Node != "pve1" {
+		t.Fatalf("guest 100: %v %v", g, err)
+	}
+	if err := c.CheckStorage(ctx, "pve1", "local", "backup", "storage"); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := sim.Requests(); len(reqs) != 1 || reqs[0].Route != "/cluster/resources" {
+		t.Fatalf("access check and plan checks sent %d requests (%v), want one GET /cluster/resources", len(reqs), reqs)
 	}
 	kind := func(cfg Config) (*AccessError, string) {
 		t.Helper()
 		c, err := NewClient(ctx, cfg)
 		if err == nil {
-			_, err = c.CheckAccess(ctx)
+			err = c.CheckAccess(ctx)
 		}
 		var ae *AccessError
 		if !errors.As(err, &ae) {
@@ -147,5 +160,42 @@ func TestPreflightChecks(t *testing.T) {
 	err := c.CheckStorage(ctx, "pve2", "usb", "backup", "storage")
 	if err == nil || AsPreflight(err) != nil {
 		t.Errorf("node down: want a plain error (unknown answer), got %v", err)
+	}
+}
+
+// A token that may write backups to a storage without auditing it does not
+// see the storage in /cluster/resources; CheckStorage must then ask the
+// node's storage list instead of calling the storage absent.
+func TestCheckStorageWithoutDatastoreAudit(t *testing.T) {
+	t.Parallel()
+	cfg := pvesim.DefaultConfig()
+	cfg.Users = append(cfg.Users, pvesim.UserConfig{ID: "writer@pve",
+		ACL:    []pvesim.ACLEntry{{Path: "/storage/local", Privs: []string{"Datastore.AllocateSpace"}}, {Path: "/vms/100", Privs: []string{"VM.Audit", "VM.Backup"}}},
+		Tokens: []pvesim.TokenConfig{{ID: "wr", Secret: "0b8b5f2c-2222-4c4c-9d9d-000000000001"}}})
+	sim, err := pvesim.Start(pvesim.Options{DataDir: t.TempDir(), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	ctx := testCtx(t)
+	c, err := NewClient(ctx, Config{Endpoint: sim.Endpoint(), APIToken: "writer@pve!wr=0b8b5f2c-2222-4c4c-9d9d-000000000001", CACertPEM: sim.CAPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckAccess(ctx); err != nil {
+		t.Fatal(err)
+	}
+	layout, err := c.clusterLayout(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if layout.storageHolds("pve1", "local", "backup") {
+		t.Fatal("the simulator shows storage local in /cluster/resources without Datastore.Audit")
+	}
+	if err := c.CheckStorage(ctx, "pve1", "local", "backup", "storage"); err != nil {
+		t.Fatalf("a storage the token may write backups to: %v", err)
+	}
+	if err := c.CheckStorage(ctx, "pve1", "nas", "backup", "storage"); AsPreflight(err) == nil {
+		t.Fatalf("a storage the token may not see: %v", err)
 	}
 }
