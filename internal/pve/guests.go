@@ -53,29 +53,26 @@ func (rs clusterResources) storageHolds(node, storage, content string) bool {
 // FindGuest looks the vmid up in GET /cluster/resources?type=vm. A vmid that
 // does not exist gives an error for which IsNotFound is true.
 func (c *Client) FindGuest(ctx context.Context, vmid int) (*Guest, error) {
-	return c.findGuest(ctx, vmid, c.get)
+	return findGuest(vmid, func() (clusterResources, error) {
+		var res clusterResources
+		err := c.get(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &res)
+		return res, err
+	})
 }
 
 // locateGuest is FindGuest from the shared layout (clusterLayout): for the
 // node and type of a guest about to be backed up (plan checks, vzdump), not
 // for its status or whether a vmid is free.
 func (c *Client) locateGuest(ctx context.Context, vmid int) (*Guest, error) {
-	return c.findGuest(ctx, vmid, func(ctx context.Context, _ string, _ url.Values, out any) error {
-		layout, err := c.clusterLayout(ctx)
-		if err != nil {
-			return err
-		}
-		*(out.(*[]clusterResource)) = layout
-		return nil
-	})
+	return findGuest(vmid, func() (clusterResources, error) { return c.clusterLayout(ctx) })
 }
 
-func (c *Client) findGuest(ctx context.Context, vmid int, get func(context.Context, string, url.Values, any) error) (*Guest, error) {
+func findGuest(vmid int, list func() (clusterResources, error)) (*Guest, error) {
 	if vmid <= 0 {
 		return nil, fmt.Errorf("invalid vmid %d", vmid)
 	}
-	var res []clusterResource
-	if err := get(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &res); err != nil {
+	res, err := list()
+	if err != nil {
 		return nil, fmt.Errorf("looking up guest %d in the cluster: %w", vmid, err)
 	}
 	for _, r := range res {
