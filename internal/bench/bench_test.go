@@ -330,6 +330,7 @@ func fanOut(t *testing.T, sim *pvesim.Sim, guests []pvesim.GuestConfig, parallel
 	}
 	t.Logf("busiest node %s: first task %.2f s into the apply, last end %.2f s before its end; idle between its tasks %.2f s",
 		busyNode, first.Sub(res.Start).Seconds(), res.Finish.Sub(last).Seconds(), (last.Sub(first) - busy).Seconds())
+	logNodes(t, tasks, res.Start, res.Finish)
 	// Terraform's own share: the same apply once there is nothing to do
 	// (start, provider start, the plan walk of every resource)
 	noop = tf.run("apply", "-auto-approve", "-no-color", "-refresh=false", fmt.Sprintf("-parallelism=%d", parallelism)).Wall
@@ -403,4 +404,39 @@ func benchScale(t *testing.T) {
 		Limit: "1.0; target ≤ 1.1", VsRef: "–", VsLimit: fmt.Sprintf("%.3f", r), Pass: r <= 1.1})
 	record(t, line{Target: "6 Scale", What: "requests per backup", Provider: fmt.Sprintf("%.1f", float64(requests)/400), Reference: "–",
 		Limit: "(reported)", VsRef: "–", VsLimit: "–", Pass: true})
+}
+
+// logNodes logs, per node, when its first task started and its last ended
+// (seconds into the apply), the time it idled in between, and the median
+// time from a task's end to the provider noticing it.
+func logNodes(t *testing.T, tasks []pvesim.TaskTiming, start, finish time.Time) {
+	byNode := map[string][]pvesim.TaskTiming{}
+	for _, tt := range tasks {
+		byNode[tt.Node] = append(byNode[tt.Node], tt)
+	}
+	busy := nodeBusy(tasks)
+	var nodes []string
+	for n := range byNode {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	var parts []string
+	for _, n := range nodes {
+		var first, last time.Time
+		var notice []time.Duration
+		for _, tt := range byNode[n] {
+			if first.IsZero() || tt.Start.Before(first) {
+				first = tt.Start
+			}
+			if tt.End.After(last) {
+				last = tt.End
+			}
+			if !tt.Noticed.IsZero() {
+				notice = append(notice, tt.Noticed.Sub(tt.End))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f–%.1f s idle %.1f s notice %.2f s", n, first.Sub(start).Seconds(), last.Sub(start).Seconds(),
+			(last.Sub(first)-busy[n]).Seconds(), quantile(notice, 0.5).Seconds()))
+	}
+	t.Logf("nodes (apply ended at %.1f s): %s", finish.Sub(start).Seconds(), strings.Join(parts, "; "))
 }
