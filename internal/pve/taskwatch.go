@@ -25,6 +25,38 @@ const defaultTaskPollMax = 480 * time.Millisecond
 // task whose worker died without writing its end.
 const listLookEvery = 2 * time.Second
 
+// A task alone on its node is looked at on a schedule by its age: often
+// while it is young (most tasks are short), then every taskPollMax. When the
+// guest's last task of the same type says how long this one will likely take
+// (taskHistory, read by the first look), the looks thin out before that and
+// come quickly around it, which notices the end sooner with fewer requests.
+const (
+	youngTaskAge       = 1500 * time.Millisecond // looked at more often until this age
+	historyMinDuration = 2 * time.Second         // a shorter expectation is not worth a schedule
+)
+
+// lookInterval is the time from one look at a task alone on its node to the
+// next, at the task's age, given its expected duration (0: unknown) and the
+// base interval (taskPollMax).
+func lookInterval(age, expected, base time.Duration) time.Duration {
+	if expected >= historyMinDuration {
+		margin := max(time.Second, expected/10)
+		fast := min(max(margin/15, base*5/12), base) // 0.2 s at the default base
+		sparse := min(max(expected/5, base), 4*base) // up to 1.92 s
+		switch from := expected - margin; {
+		case age < from:
+			return max(min(sparse, from-age), fast)
+		case age < expected+margin:
+			return fast
+		}
+		return base
+	}
+	if age < youngTaskAge {
+		return base * 5 / 8 // 0.3 s at the default base
+	}
+	return base
+}
+
 // nodeWatchers holds one watcher per node.
 type nodeWatchers struct {
 	mu    sync.Mutex
@@ -68,12 +100,23 @@ const maxListFailures = 3
 
 // taskWaiter is one task's seat at its node's watcher.
 type taskWaiter struct {
-	upid       UPID
-	due        time.Time     // when this task wants its next look
-	delay      time.Duration // the interval after that
-	lastListed time.Time     // when the task list last showed it
-	noLogTurns bool          // its log cannot be read: list looks only
-	updates    chan taskUpdate
+	upid        UPID
+	seated      time.Time     // when the wait began (just after the task started)
+	due         time.Time     // when this task wants its next look
+	delay       time.Duration // the interval between looks when the node has other tasks
+	expected    time.Duration // how long the guest's last such task took; 0: unknown
+	historyRead bool          // the first look alone has asked for the guest's last tasks
+	lastListed  time.Time     // when the task list last showed it
+	noLogTurns  bool          // its log cannot be read: list looks only
+	updates     chan taskUpdate
+}
+
+// nextLook is when a look at t, made at now, is followed by the next one.
+func (tw *taskWaiter) nextLook(now time.Time, alone bool) time.Time {
+	if !alone {
+		return now.Add(tw.delay)
+	}
+	return now.Add(lookInterval(now.Sub(tw.seated), tw.expected, tw.delay))
 }
 
 // taskUpdate is what one look at the node's task list said about a task.
@@ -102,7 +145,7 @@ func (nw *nodeWatcher) subscribe(upid UPID) *taskWaiter {
 	now := time.Now()
 	// a first look soon, for the many tasks that take a moment, then every
 	// taskPollMax
-	tw := &taskWaiter{upid: upid, due: now.Add(nw.c.pollMin), delay: nw.c.taskPollMax(), lastListed: now, updates: make(chan taskUpdate, 1)}
+	tw := &taskWaiter{upid: upid, seated: now, due: now.Add(nw.c.pollMin), delay: nw.c.taskPollMax(), lastListed: now, updates: make(chan taskUpdate, 1)}
 	nw.waiters[upid.Raw] = tw
 	if !nw.running {
 		nw.running = true
@@ -166,12 +209,19 @@ func (nw *nodeWatcher) run() {
 func (nw *nodeWatcher) look() {
 	now := time.Now() // the next looks are timed from this one's start
 	nw.mu.Lock()
-	if len(nw.waiters) == 1 {
+	alone := len(nw.waiters) == 1
+	if alone {
 		for _, tw := range nw.waiters {
+			if !tw.historyRead && tw.upid.ID != "" {
+				tw.historyRead = true
+				nw.mu.Unlock()
+				nw.lookWithHistory(tw, now)
+				return
+			}
 			if !tw.noLogTurns && now.Sub(tw.lastListed) < listLookEvery {
 				// alone on the node: its own log is as cheap a look, and
 				// carries its progress
-				tw.due = now.Add(tw.delay)
+				tw.due = tw.nextLook(now, true)
 				nw.mu.Unlock()
 				deliver(tw, taskUpdate{logTurn: true})
 				return
@@ -199,14 +249,14 @@ func (nw *nodeWatcher) look() {
 	// own task's status instead (and rides out failures there, within the
 	// transient grace). A task list that fails for good (4xx, or three
 	// looks in a row) is given up for the rest of the run.
-	alone := false
+	giveUp := false
 	nw.mu.Lock()
 	if err != nil {
 		nw.failures++
 		var ae *APIError
 		if nw.failures >= maxListFailures || (errors.As(err, &ae) && ae.StatusCode < 500) {
 			nw.unusable = true
-			alone = true
+			giveUp = true
 		}
 	} else {
 		nw.failures = 0
@@ -215,7 +265,7 @@ func (nw *nodeWatcher) look() {
 	for _, tw := range waiters {
 		var u taskUpdate
 		switch st, ok := list[tw.upid.Raw]; {
-		case alone:
+		case giveUp:
 			u.alone = true
 		case err == nil && ok:
 			u.status = st
@@ -223,13 +273,67 @@ func (nw *nodeWatcher) look() {
 			u.missing = true
 		}
 		nw.mu.Lock()
-		tw.due = now.Add(tw.delay)
+		tw.due = tw.nextLook(now, alone)
 		if err == nil {
 			tw.lastListed = now
 		}
 		nw.mu.Unlock()
 		deliver(tw, u)
 	}
+}
+
+// lookWithHistory is the first look at a task alone on its node: the node's
+// task list for the task's guest and type, newest first, which shows the task
+// itself and how long the guest's last one took. A failing look leaves the
+// task without an expectation, and its wait asks for its status itself.
+func (nw *nodeWatcher) lookWithHistory(tw *taskWaiter, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	items, err := nw.c.taskHistory(ctx, nw.node, tw.upid)
+	u := taskUpdate{missing: true}
+	nw.mu.Lock()
+	if err == nil {
+		tw.expected = expectedDuration(items, tw.upid.Raw)
+		for _, it := range items {
+			if it.UPID == tw.upid.Raw {
+				u = taskUpdate{status: it.status()}
+				tw.lastListed = now
+			}
+		}
+	}
+	tw.due = tw.nextLook(now, true)
+	nw.mu.Unlock()
+	deliver(tw, u)
+}
+
+// taskHistoryDepth: how many of a guest's tasks of one type the first look
+// reads (the task itself, and the ones before it).
+const taskHistoryDepth = 4
+
+// taskHistory lists the node's newest tasks of upid's type for upid's guest,
+// running and ended.
+func (c *Client) taskHistory(ctx context.Context, node string, upid UPID) ([]taskListItem, error) {
+	q := url.Values{"source": {"all"}, "vmid": {upid.ID}, "typefilter": {upid.Type}, "limit": {strconv.Itoa(taskHistoryDepth)}}
+	var items []taskListItem
+	if err := c.get(ctx, segPath("nodes", node, "tasks"), q, &items); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// expectedDuration is how long the newest successful task in items other
+// than own took (PVE keeps whole seconds), or 0.
+func expectedDuration(items []taskListItem, own string) time.Duration {
+	for _, it := range items {
+		st := strings.TrimSpace(it.Status)
+		if it.UPID == own || it.EndTime == 0 || (st != "OK" && !strings.HasPrefix(st, "WARNINGS")) {
+			continue
+		}
+		if d := int64(it.EndTime) - int64(it.StartTime); d >= 0 {
+			return time.Duration(d) * time.Second
+		}
+	}
+	return 0
 }
 
 // deliver hands a waiter its update, replacing one it has not taken yet.
@@ -247,9 +351,19 @@ func (c *Client) taskPollMax() time.Duration {
 
 // taskListItem is one entry of GET /nodes/{node}/tasks.
 type taskListItem struct {
-	UPID    string              `json:"upid"`
-	Status  string              `json:"status"`
-	EndTime proxmox.StringOrInt `json:"endtime"`
+	UPID      string              `json:"upid"`
+	Status    string              `json:"status"`
+	StartTime proxmox.StringOrInt `json:"starttime"`
+	EndTime   proxmox.StringOrInt `json:"endtime"`
+}
+
+// status is the entry as the task status endpoint would describe it.
+func (it taskListItem) status() taskStatus {
+	st := strings.TrimSpace(it.Status)
+	if (st == "" || strings.EqualFold(st, "running")) && it.EndTime == 0 {
+		return taskStatus{Status: "running"}
+	}
+	return taskStatus{Status: "stopped", ExitStatus: st}
 }
 
 // taskList reads the node's tasks started since a time, running and ended,
@@ -262,14 +376,7 @@ func (c *Client) taskList(ctx context.Context, node string, since time.Time) (ma
 	}
 	out := make(map[string]taskStatus, len(items))
 	for _, it := range items {
-		st := strings.TrimSpace(it.Status)
-		if st == "" || strings.EqualFold(st, "running") {
-			if it.EndTime == 0 {
-				out[it.UPID] = taskStatus{Status: "running"}
-				continue
-			}
-		}
-		out[it.UPID] = taskStatus{Status: "stopped", ExitStatus: st}
+		out[it.UPID] = it.status()
 	}
 	return out, nil
 }

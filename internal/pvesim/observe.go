@@ -20,6 +20,7 @@ type RequestRecord struct {
 	Method string
 	Route  string // the route template, e.g. /nodes/{node}/tasks/{upid}/status
 	Path   string
+	Query  string // the raw query string
 	AuthID string // "" when the request was not authenticated
 }
 
@@ -79,7 +80,7 @@ func (s *Sim) observeRequest(rq *request) {
 	if !s.obs.on {
 		return
 	}
-	rec := RequestRecord{Time: time.Now(), Method: rq.method, Route: rq.rt.tmpl, Path: rq.path}
+	rec := RequestRecord{Time: time.Now(), Method: rq.method, Route: rq.rt.tmpl, Path: rq.path, Query: rq.r.URL.RawQuery}
 	if rq.auth != nil {
 		rec.AuthID = rq.auth.authid
 	}
