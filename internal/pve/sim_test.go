@@ -16,7 +16,17 @@ import (
 // startSim runs a simulator of its own for one test and a client for it.
 func startSim(t *testing.T) (*pvesim.Sim, *Client) {
 	t.Helper()
-	sim, err := pvesim.Start(pvesim.Options{DataDir: t.TempDir(), Throughput: 1 << 30})
+	sim, c := startSimWith(t, pvesim.Options{Throughput: 1 << 30})
+	c.pollMin, c.pollMax = 20*time.Millisecond, 200*time.Millisecond
+	return sim, c
+}
+
+// startSimWith starts a simulator with opts (in a temporary directory) and a
+// client with the provider's default polling, as root's API token.
+func startSimWith(t *testing.T, opts pvesim.Options) (*pvesim.Sim, *Client) {
+	t.Helper()
+	opts.DataDir = t.TempDir()
+	sim, err := pvesim.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +35,6 @@ func startSim(t *testing.T) (*pvesim.Sim, *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.pollMin, c.pollMax = 20*time.Millisecond, 200*time.Millisecond
 	return sim, c
 }
 
@@ -597,15 +606,7 @@ func TestSimClusterName(t *testing.T) {
 	}
 	cfg := pvesim.DefaultConfig()
 	cfg.ClusterName = ""
-	sim, err := pvesim.Start(pvesim.Options{DataDir: t.TempDir(), Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	c2, err := NewClient(testCtx(t), Config{Endpoint: sim.Endpoint(), APIToken: sim.APIToken(), CACertPEM: sim.CAPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c2 := startSimWith(t, pvesim.Options{Config: cfg})
 	if name, err := c2.ClusterName(testCtx(t)); err != nil || name != "standalone node" {
 		t.Fatalf("standalone: %q %v", name, err)
 	}

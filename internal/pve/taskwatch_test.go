@@ -1,7 +1,6 @@
 package pve
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -17,15 +16,7 @@ func TestTaskWatchSharesOneListPerNode(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		cfg.Guests = append(cfg.Guests, pvesim.GuestConfig{VMID: 300 + i, Type: "lxc", Node: "pve1", Name: "ct", Files: map[string]string{"etc/hostname": "ct\n"}})
 	}
-	sim, err := pvesim.Start(pvesim.Options{DataDir: t.TempDir(), Config: cfg, Throughput: 1 << 30, TaskOverhead: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	c, err := NewClient(context.Background(), Config{Endpoint: sim.Endpoint(), APIToken: sim.APIToken(), CACertPEM: sim.CAPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, c := startSimWith(t, pvesim.Options{Config: cfg, Throughput: 1 << 30, TaskOverhead: 300 * time.Millisecond})
 	sim.ResetCounters()
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
@@ -178,15 +169,7 @@ func TestExpectedDuration(t *testing.T) {
 // the guest's tasks of that type, and reads the last one's duration.
 func TestTaskWatchReadsTheGuestsHistory(t *testing.T) {
 	t.Parallel()
-	sim, err := pvesim.Start(pvesim.Options{DataDir: t.TempDir(), Throughput: 1 << 30, TaskOverhead: 2200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	c, err := NewClient(context.Background(), Config{Endpoint: sim.Endpoint(), APIToken: sim.APIToken(), CACertPEM: sim.CAPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, c := startSimWith(t, pvesim.Options{Throughput: 1 << 30, TaskOverhead: 2200 * time.Millisecond})
 	ctx := testCtx(t)
 	first := mustBackup(t, c, BackupOptions{VMID: 100, Storage: "local"})
 	time.Sleep(time.Until(first.Backup.CreatedAt.Add(time.Second)))
