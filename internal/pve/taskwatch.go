@@ -111,7 +111,7 @@ type taskWaiter struct {
 	updates     chan taskUpdate
 }
 
-// nextLook is when a look at t, made at now, is followed by the next one.
+// nextLook is when the look at tw made at now is followed by the next one.
 func (tw *taskWaiter) nextLook(now time.Time, alone bool) time.Time {
 	if !alone {
 		return now.Add(tw.delay)
@@ -143,8 +143,8 @@ func (nw *nodeWatcher) subscribe(upid UPID) *taskWaiter {
 		return nil
 	}
 	now := time.Now()
-	// a first look soon, for the many tasks that take a moment, then every
-	// taskPollMax
+	// a first look soon, for the many tasks that take a moment, then on the
+	// schedule of nextLook
 	tw := &taskWaiter{upid: upid, seated: now, due: now.Add(nw.c.pollMin), delay: nw.c.taskPollMax(), lastListed: now, updates: make(chan taskUpdate, 1)}
 	nw.waiters[upid.Raw] = tw
 	if !nw.running {
