@@ -1,6 +1,7 @@
 package pve
 
 import (
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -195,4 +196,45 @@ func TestTaskWatchReadsTheGuestsHistory(t *testing.T) {
 	if d := expectedDuration(items, second.UPID); d < 2*time.Second || d > 4*time.Second {
 		t.Fatalf("the second backup's history gives %s, want about the first's 2.2 s: %+v", d, items)
 	}
+}
+
+// A first look that fails costs the wait its history, not its result. An
+// answer of 500 makes the wait ask for its task's status instead; a dropped
+// connection is retried by the client. Either way the backup is recorded.
+func TestTaskWatchHistoryLookFails(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		fault string
+		want  map[string]int // at least these requests
+	}{
+		{"500", map[string]int{"GET /nodes/{node}/tasks": 1, "GET /nodes/{node}/tasks/{upid}/status": 1}},
+		{"drop", map[string]int{"GET /nodes/{node}/tasks": 2}},
+	} {
+		sim, client := startSimWith(t, pvesim.Options{Throughput: 1 << 30, TaskOverhead: 500 * time.Millisecond})
+		if c.fault == "500" {
+			sim.FailRequests("GET", "/nodes/{node}/tasks", 500, "task index unreadable", 1)
+		} else {
+			sim.DropConnections("GET", "/nodes/{node}/tasks", 1)
+		}
+		sim.ResetCounters()
+		res := mustBackup(t, client, BackupOptions{VMID: 100, Storage: "local"})
+		got := sim.Counters()
+		for route, n := range c.want {
+			if got[route] < n {
+				t.Errorf("%s: %d × %s, want at least %d (all: %v)", c.fault, got[route], route, n, got)
+			}
+		}
+		if names, _ := os.ReadDir(sim.StorageDumpDir("pve1", "local")); !containsName(names, res.Backup.Filename) {
+			t.Errorf("%s: %s is not on the storage", c.fault, res.Backup.Filename)
+		}
+	}
+}
+
+func containsName(entries []os.DirEntry, name string) bool {
+	for _, e := range entries {
+		if e.Name() == name {
+			return true
+		}
+	}
+	return false
 }
